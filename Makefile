@@ -28,6 +28,8 @@ ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 
 LIB_SRCS   := $(filter-out router/main.c,$(wildcard router/*.c connectors/*.c functions/*.c))
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+CLI_SRCS   := $(wildcard cli/*.c)
+CLI_OBJS   := $(CLI_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 UNIT_OBJS  := $(UNIT_SRCS:%.c=$(BUILD)/%.o)
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
@@ -73,7 +75,7 @@ $(BUILD)/libtriggerd.a: $(LIB_OBJS)
 $(BUILD)/triggerd: $(BUILD)/router/main.o $(BUILD)/libtriggerd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/triggerctl: $(BUILD)/cli/triggerctl.o $(BUILD)/libtriggerd.a
+$(BUILD)/triggerctl: $(CLI_OBJS) $(BUILD)/libtriggerd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tests/unit_tests: $(UNIT_OBJS) $(BUILD)/libtriggerd.a

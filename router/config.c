@@ -721,8 +721,10 @@ static void load_sources(struct loader *l, const config_setting_t *root)
 		struct head h = {0};
 
 		set_context(l, "sources", i, NULL);
-		if (!is_group_item(l, item))
+		if (!is_group_item(l, item)) {
+			cfg->nsources++; /* keep indexes equal to list positions */
 			continue;
+		}
 		const char *name =
 		    load_head(l, "sources", i, item, &h, names, cfg->nsources, lines);
 		sc->file = cfg->path;
@@ -831,8 +833,10 @@ static void load_functions(struct loader *l, const config_setting_t *root)
 		struct head h = {0};
 
 		set_context(l, "functions", i, NULL);
-		if (!is_group_item(l, item))
+		if (!is_group_item(l, item)) {
+			cfg->nfunctions++; /* keep indexes equal to list positions */
 			continue;
+		}
 		const char *name =
 		    load_head(l, "functions", i, item, &h, names, cfg->nfunctions, lines);
 		fc->file = cfg->path;
@@ -1138,8 +1142,10 @@ static void load_triggers(struct loader *l, const config_setting_t *root)
 		struct td_diag scratch = {0};
 
 		set_context(l, "triggers", i, NULL);
-		if (!is_group_item(l, item))
+		if (!is_group_item(l, item)) {
+			cfg->ntriggers++; /* keep indexes equal to list positions */
 			continue;
+		}
 		/* The name first, for the context of every message (errors come below). */
 		td_options_apply(name_option, &h, item,
 				 &(struct td_opt_scope){.file = l->file, .partial = true},

@@ -3,7 +3,8 @@
  * newline with one write(2) on an O_APPEND descriptor and fsyncs it, so a record that
  * was reported stored survives a crash, and records from concurrent writers never
  * interleave. An http destination POSTs the record through the engine's libcurl multi
- * handle; any 2xx answer means stored.
+ * handle; any 2xx answer means stored. A broker destination hands the record to its
+ * source's publish callback (td_source_publish), which answers when the broker took it.
  */
 #include "destination.h"
 
@@ -19,15 +20,19 @@
 
 #include <triggerd/engine.h>
 #include <triggerd/errors.h>
+#include <triggerd/source.h>
 
-enum dest_kind { DEST_FILE, DEST_HTTP };
+enum dest_kind { DEST_FILE, DEST_HTTP, DEST_BROKER };
 
 struct td_destination {
 	enum dest_kind kind;
+	int refs;
 	char *spec;
 	struct td_engine *engine;
-	int fd;             /* file */
+	int fd;                     /* file */
 	struct curl_slist *headers; /* http */
+	struct td_source *source;   /* broker */
+	const char *target;         /* broker: topic or stream, inside spec */
 };
 
 struct pending_send {
@@ -59,7 +64,10 @@ static int make_parent_dirs(const char *path)
 	return 0;
 }
 
+static const char *const broker_schemes[] = {"mqtt://", "redis://", "kafka://"};
+
 struct td_destination *td_destination_create(const char *spec, struct td_engine *engine,
+					     td_destination_find_source find, void *find_arg,
 					     char *err, size_t errlen)
 {
 	struct td_destination *d = calloc(1, sizeof *d);
@@ -67,6 +75,7 @@ struct td_destination *td_destination_create(const char *spec, struct td_engine 
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	d->refs = 1;
 	d->engine = engine;
 	d->fd = -1;
 	if (strncmp(spec, "file:", 5) == 0) {
@@ -88,10 +97,33 @@ struct td_destination *td_destination_create(const char *spec, struct td_engine 
 			goto fail;
 		}
 	} else {
-		snprintf(err, errlen,
-			 "destination %s: this build sends results only to file: and http(s):// "
-			 "destinations",
-			 spec);
+		for (size_t i = 0; i < sizeof broker_schemes / sizeof broker_schemes[0]; i++) {
+			size_t n = strlen(broker_schemes[i]);
+			if (strncmp(spec, broker_schemes[i], n) != 0)
+				continue;
+			char name[256];
+			const char *slash = strchr(spec + n, '/');
+			if (!slash || (size_t)(slash - spec - n) >= sizeof name)
+				break;
+			memcpy(name, spec + n, (size_t)(slash - spec - n));
+			name[slash - spec - n] = '\0';
+			d->kind = DEST_BROKER;
+			d->target = d->spec + (slash + 1 - spec);
+			d->source = find ? find(find_arg, name) : NULL;
+			if (!d->source) {
+				snprintf(err, errlen, "destination %s: no running source \"%s\"", spec,
+					 name);
+				goto fail;
+			}
+			if (!td_source_can_publish(d->source)) {
+				snprintf(err, errlen,
+					 "destination %s: source \"%s\" cannot publish in this build",
+					 spec, name);
+				goto fail;
+			}
+			return d;
+		}
+		snprintf(err, errlen, "destination %s: unknown kind of destination", spec);
 		goto fail;
 	}
 	return d;
@@ -100,15 +132,20 @@ fail:
 	return NULL;
 }
 
-void td_destination_destroy(struct td_destination *d)
+static void destination_unref(struct td_destination *d)
 {
-	if (!d)
+	if (!d || --d->refs > 0)
 		return;
 	if (d->fd >= 0)
 		close(d->fd);
 	curl_slist_free_all(d->headers);
 	free(d->spec);
 	free(d);
+}
+
+void td_destination_destroy(struct td_destination *d)
+{
+	destination_unref(d);
 }
 
 const char *td_destination_spec(const struct td_destination *d)
@@ -120,8 +157,18 @@ static void report(void *arg)
 {
 	struct pending_send *p = arg;
 	p->done(p->arg, p->ok, p->ok ? NULL : p->error);
+	destination_unref(p->d);
 	free(p->body);
 	free(p);
+}
+
+static void published(void *arg, bool ok, const char *error)
+{
+	struct pending_send *p = arg;
+	p->ok = ok;
+	if (!ok)
+		snprintf(p->error, sizeof p->error, "%s: %s", p->d->spec, error ? error : "failed");
+	report(p);
 }
 
 static void http_done(void *arg, CURLcode code)
@@ -154,8 +201,13 @@ void td_destination_send(struct td_destination *d, const char *record, size_t le
 		return;
 	}
 	p->d = d;
+	d->refs++;
 	p->done = done;
 	p->arg = arg;
+	if (d->kind == DEST_BROKER) {
+		td_source_publish(d->source, d->target, record, len, published, p);
+		return;
+	}
 	if (d->kind == DEST_FILE) {
 		char *line = malloc(len + 1);
 		if (line) {

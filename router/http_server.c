@@ -17,6 +17,13 @@
  *   SUSPENDED --td_http_respond--> MHD_resume_connection --> the access handler runs
  *       again and queues the response.
  *
+ * Early answers: libmicrohttpd 0.9.75 can answer before the body only from the first
+ * call (and then closes the connection), never while the body arrives. So a
+ * Content-Length over the limit is answered 413 at once; a chunked body that outgrows
+ * it is read on and dropped, then answered 413 on a connection that stays usable, and
+ * the connection is closed if the body goes on past twice the limit (plus 1 MB). A 404
+ * or 400 waits for the body too (dropped), so that keep-alive survives it.
+ *
  * An exchange is freed when libmicrohttpd is done with it (the completion callback) and
  * its handler has answered, whichever comes last. Destroy answers the exchanges still
  * waiting with 503 itself ("orphans": the handler's later answer only frees them) and
@@ -962,17 +969,17 @@ struct td_http_server *td_http_server_create(const char *listen, const char *nam
 	/* libmicrohttpd splits its connection limit over its threads and just closes
 	 * connections over it: leave room to answer 503 ourselves. */
 	/* clang-format off */
-        s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, to catch everything */
-                MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-                MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
-                MHD_OPTION_CONNECTION_LIMIT, (unsigned)(s->max_connections * 2),
-                MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-                MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-                MHD_OPTION_END);
+	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, to catch everything */
+		MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)(s->max_connections * 2),
+		MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+		MHD_OPTION_END);
 	/* clang-format on */
 	if (!s->daemon) {
 		snprintf(err, errlen, "%s: cannot start the HTTP server on %s (see the log)", name,
@@ -1010,48 +1017,50 @@ static void deadline_after(struct timespec *ts, long long ms)
 	}
 }
 
-void td_http_server_destroy(struct td_http_server *s)
+/* One exchange still waiting for its handler gets 503; returns its connection when that
+ * was suspended (to be resumed without the lock), else NULL; *more: another may wait. */
+static struct MHD_Connection *answer_one_waiting(struct td_http_server *s, bool *more)
 {
-	struct MHD_Connection **resume = NULL;
-	size_t nresume = 0, cap = 0;
-	struct timespec deadline;
-	int fd;
+	struct MHD_Connection *resume = NULL;
 
-	if (!s)
-		return;
-	fd = MHD_quiesce_daemon(s->daemon); /* stop accepting */
-
-	/* Answer every request still waiting for its handler, 503. */
+	*more = false;
 	pthread_mutex_lock(&s->lock);
-	atomic_store(&s->closing, true);
-	for (struct td_http_exchange *ex = s->live; ex; ex = ex->next) {
+	for (struct td_http_exchange *ex = s->live; ex && !*more; ex = ex->next) {
 		pthread_mutex_lock(&ex->lock);
 		if (ex->owner && !ex->orphan && !ex->answered) {
 			ex->response = error_response(503, "shutting down", true);
 			ex->status = 503;
 			ex->answered = true;
 			ex->orphan = true;
-			if (ex->state == EX_SUSPENDED) {
-				if (nresume == cap) {
-					size_t ncap = cap ? cap * 2 : 16;
-					void *p = realloc(resume, ncap * sizeof(*resume));
-					if (p) {
-						resume = p;
-						cap = ncap;
-					}
-				}
-				if (nresume < cap)
-					resume[nresume++] = ex->conn;
-				else
-					td_logs_error(s->name, "out of memory at shutdown");
-			}
+			if (ex->state == EX_SUSPENDED)
+				resume = ex->conn;
+			*more = true;
 		}
 		pthread_mutex_unlock(&ex->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
-	for (size_t i = 0; i < nresume; i++)
-		MHD_resume_connection(resume[i]);
-	free(resume);
+	return resume;
+}
+
+void td_http_server_destroy(struct td_http_server *s)
+{
+	struct timespec deadline;
+	bool more;
+	int fd;
+
+	if (!s)
+		return;
+	fd = MHD_quiesce_daemon(s->daemon); /* stop accepting */
+
+	/* No handler runs for new requests from now on; every request still waiting for its
+	 * handler's answer gets 503, and suspended connections are resumed to send it:
+	 * libmicrohttpd must not be stopped with a suspended connection. */
+	atomic_store(&s->closing, true);
+	do {
+		struct MHD_Connection *conn = answer_one_waiting(s, &more);
+		if (conn)
+			MHD_resume_connection(conn);
+	} while (more);
 
 	/* Let the answers go out, and the resumes of td_http_respond() finish. */
 	deadline_after(&deadline, SHUTDOWN_WAIT_MS);

@@ -89,7 +89,8 @@ static void path_text(const struct build *b, char *out, size_t cap)
 	for (size_t i = 0; i < b->depth && o + 8 < cap; i++) {
 		const struct seg *s = &b->stack[i];
 		if (!s->key) {
-			o += (size_t)snprintf(out + o, cap - o, "%s$or[%d]", i ? "." : "", s->index);
+			o +=
+			    (size_t)snprintf(out + o, cap - o, "%s$or[%d]", i ? "." : "", s->index);
 			continue;
 		}
 		int plain = s->klen > 0;
@@ -324,8 +325,8 @@ static int parse_cidr(struct build *b, const struct td_pj *v, struct td_pat_alt 
 	const char *d = slash + 1, *end = v->str + v->len;
 	int bits = 0, width = fam == 4 ? 32 : 128;
 	if (d == end || end - d > 3)
-		return errf(b, "cidr: %s: the prefix length must be 0 to %d", show(v, buf, sizeof(buf)),
-			    width);
+		return errf(b, "cidr: %s: the prefix length must be 0 to %d",
+			    show(v, buf, sizeof(buf)), width);
 	for (; d < end; d++) {
 		if (*d < '0' || *d > '9')
 			return errf(b, "cidr: %s: the prefix length must be 0 to %d",
@@ -337,7 +338,9 @@ static int parse_cidr(struct build *b, const struct td_pj *v, struct td_pat_alt 
 			    show(v, buf, sizeof(buf)), width, fam);
 	td_pat_u128 all = fam == 4 ? (td_pat_u128)0xffffffffu : ~(td_pat_u128)0;
 	int host = width - bits;
-	td_pat_u128 hostmask = host == 0 ? 0 : host >= 128 ? ~(td_pat_u128)0 : ((td_pat_u128)1 << host) - 1;
+	td_pat_u128 hostmask = host == 0     ? 0
+			       : host >= 128 ? ~(td_pat_u128)0
+					     : ((td_pat_u128)1 << host) - 1;
 	hostmask &= all;
 	a->op = TD_OP_CIDR;
 	a->family = (uint8_t)fam;
@@ -386,7 +389,8 @@ static int parse_numeric(struct build *b, const struct td_pj *arr, struct td_pat
 		return errf(b, "numeric: expected an operator, found an empty array");
 	int op = numeric_op(&arr->items[0]);
 	if (op < 0)
-		return errf(b, "numeric: expected an operator, found %s (operators: =, <, <=, >, >=)",
+		return errf(b,
+			    "numeric: expected an operator, found %s (operators: =, <, <=, >, >=)",
 			    show(&arr->items[0], buf, sizeof(buf)));
 	double x;
 	if ((rc = numeric_value(b, arr, 1, numeric_ops[op], &x)) < 0)
@@ -552,8 +556,8 @@ static int parse_anything_but(struct build *b, const struct td_pj *v, struct td_
 	}
 	int is_ic = strcmp(op, "equals-ignore-case") == 0, is_wc = strcmp(op, "wildcard") == 0;
 	if (!is_ic && !is_wc) {
-		struct td_pj key = {.type = TD_PJ_STRING, .str = v->members[0].key,
-				    .len = v->members[0].klen};
+		struct td_pj key = {
+		    .type = TD_PJ_STRING, .str = v->members[0].key, .len = v->members[0].klen};
 		return errf(b,
 			    "anything-but: unsupported operator %s (allowed inside anything-but: "
 			    "prefix, suffix, equals-ignore-case, wildcard)",
@@ -571,8 +575,9 @@ static int parse_anything_but(struct build *b, const struct td_pj *v, struct td_
 	for (size_t i = 0; i < n; i++) {
 		const struct td_pj *e = &one[i];
 		if (e->type != TD_PJ_STRING)
-			return errf(b, "anything-but: %s: expected a string or a list of strings, "
-				       "found %s",
+			return errf(b,
+				    "anything-but: %s: expected a string or a list of strings, "
+				    "found %s",
 				    op, show(e, buf, sizeof(buf)));
 		if (is_wc) {
 			char what[64];
@@ -736,7 +741,8 @@ static int cross(struct build *b, struct blist *a, const struct blist *c)
 			if (a->v[i].n)
 				memcpy(v->ids, a->v[i].ids, a->v[i].n * sizeof(uint32_t));
 			if (c->v[j].n)
-				memcpy(v->ids + a->v[i].n, c->v[j].ids, c->v[j].n * sizeof(uint32_t));
+				memcpy(v->ids + a->v[i].n, c->v[j].ids,
+				       c->v[j].n * sizeof(uint32_t));
 			v->n = n;
 		}
 	}
@@ -897,8 +903,8 @@ static int check_duplicates(struct build *b, const struct td_pj *obj)
 	int rc = 0;
 	for (size_t i = 1; i < obj->len && rc == 0; i++)
 		if (member_order(&v[i - 1], &v[i]) == 0) {
-			struct td_pj key = {.type = TD_PJ_STRING, .str = v[i]->key,
-					    .len = v[i]->klen};
+			struct td_pj key = {
+			    .type = TD_PJ_STRING, .str = v[i]->key, .len = v[i]->klen};
 			char buf[96];
 			rc = errf(b, "duplicate key %s", show(&key, buf, sizeof(buf)));
 		}
@@ -1174,7 +1180,7 @@ int td_pattern_set_add(struct td_pattern_set *set, unsigned id, const char *patt
 					bp->presence_field = c->field;
 			}
 		}
-		bp->trigger = bp->n_enum                             ? TD_TRIG_COUNT
+		bp->trigger = bp->n_enum			  ? TD_TRIG_COUNT
 			      : bp->presence_field != TD_PAT_NONE ? TD_TRIG_PRESENCE
 								  : TD_TRIG_ALWAYS;
 	}
@@ -1230,8 +1236,9 @@ static int add_item(struct cbuild *c, uint32_t field, uint32_t kind, const char 
 		return -TD_ENOMEM;
 	struct item *it = &c->items[c->nitems++];
 	uint64_t seed = (uint64_t)field << 8 | kind;
-	it->h = kind == TD_K_NUM ? td_pat_hash_u64(td_pat_num_digest((const unsigned char *)key, klen), seed)
-				 : td_pat_hash(key, klen, seed);
+	it->h = kind == TD_K_NUM
+		    ? td_pat_hash_u64(td_pat_num_digest((const unsigned char *)key, klen), seed)
+		    : td_pat_hash(key, klen, seed);
 	it->field = field;
 	it->kind = kind;
 	it->key = key;
@@ -1283,9 +1290,9 @@ static size_t wildcard_prefix(const char *s, size_t n, char *out)
 }
 
 static const uint32_t kind_flag[TD_K_COUNT] = {
-	[TD_K_STR] = TD_F_STR,   [TD_K_NUM] = TD_F_NUM,       [TD_K_LIT] = TD_F_LIT,
-	[TD_K_PFX] = TD_F_PFX,   [TD_K_SFX] = TD_F_SFX,       [TD_K_IC] = TD_F_IC,
-	[TD_K_PFX_IC] = TD_F_PFX_IC, [TD_K_SFX_IC] = TD_F_SFX_IC, [TD_K_WC] = TD_F_WC,
+    [TD_K_STR] = TD_F_STR,	 [TD_K_NUM] = TD_F_NUM,	      [TD_K_LIT] = TD_F_LIT,
+    [TD_K_PFX] = TD_F_PFX,	 [TD_K_SFX] = TD_F_SFX,	      [TD_K_IC] = TD_F_IC,
+    [TD_K_PFX_IC] = TD_F_PFX_IC, [TD_K_SFX_IC] = TD_F_SFX_IC, [TD_K_WC] = TD_F_WC,
 };
 
 static int gather(struct td_pattern_set *set, struct cbuild *c)
@@ -1312,8 +1319,10 @@ static int gather(struct td_pattern_set *set, struct cbuild *c)
 			case TD_OP_EXACT_LIT:
 				fd->flags |= TD_F_LIT;
 				rc = add_item(c, f, TD_K_LIT,
-					      lit_key[a->lit == 't' ? 0 : a->lit == 'f' ? 1 : 2], 1,
-					      cond->slot);
+					      lit_key[a->lit == 't'   ? 0
+						      : a->lit == 'f' ? 1
+								      : 2],
+					      1, cond->slot);
 				break;
 			case TD_OP_PREFIX:
 				kind = TD_K_PFX, lens = 1;
@@ -1537,6 +1546,101 @@ static int build_intervals(struct td_pattern_set *set, struct cbuild *c)
 	return 0;
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* checked conditions: one id per distinct (field, leaf content) */
+
+struct bytebuf {
+	char *p;
+	size_t n, cap;
+};
+
+static int bb_put(struct bytebuf *b, const void *s, size_t n)
+{
+	if (b->n + n > b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : 256;
+		while (ncap < b->n + n)
+			ncap *= 2;
+		char *np = realloc(b->p, ncap);
+		if (!np)
+			return -1;
+		b->p = np;
+		b->cap = ncap;
+	}
+	if (n)
+		memcpy(b->p + b->n, s, n);
+	b->n += n;
+	return 0;
+}
+
+static int leaf_bytes(struct bytebuf *b, uint32_t field, const struct td_pat_leaf *l)
+{
+	int rc = bb_put(b, &field, sizeof(field)) | bb_put(b, &l->nalt, sizeof(l->nalt));
+	for (uint32_t i = 0; i < l->nalt; i++) {
+		const struct td_pat_alt *a = &l->alts[i];
+		uint8_t head[3] = {a->op, a->lit, a->family};
+		uint64_t len = a->len, nset = a->nset;
+		rc |= bb_put(b, head, 3) | bb_put(b, &len, 8) |
+		      bb_put(b, a->str, a->str ? a->len : 0);
+		rc |= bb_put(b, &nset, 8);
+		for (size_t k = 0; k < a->nset; k++) {
+			uint64_t n = a->set[k].n;
+			rc |= bb_put(b, &n, 8) | bb_put(b, a->set[k].s, a->set[k].n);
+		}
+		rc |= bb_put(b, &a->lo, sizeof(a->lo)) | bb_put(b, &a->hi, sizeof(a->hi));
+	}
+	return rc ? -TD_ENOMEM : 0;
+}
+
+struct checkent {
+	uint64_t h;
+	size_t off, len;
+	uint32_t id; /* + 1; 0 when free */
+};
+
+static int assign_checks(struct td_pattern_set *set)
+{
+	uint32_t size = 16;
+	while (size < set->nconds * 2)
+		size *= 2;
+	struct checkent *tab = calloc(size, sizeof(*tab));
+	struct bytebuf all = {0}, one = {0};
+	int rc = -TD_ENOMEM;
+	if (!tab)
+		goto out;
+	for (uint32_t i = 0; i < set->nconds; i++) {
+		struct td_pat_cond *c = &set->conds[i];
+		if (c->slot != TD_PAT_NONE)
+			continue;
+		one.n = 0;
+		if (leaf_bytes(&one, c->field, &set->leaves[c->leaf]) < 0)
+			goto out;
+		uint64_t h = td_pat_hash(one.p, one.n, 7);
+		uint32_t e = (uint32_t)h & (size - 1);
+		for (;; e = (e + 1) & (size - 1)) {
+			struct checkent *ce = &tab[e];
+			if (!ce->id) {
+				ce->h = h;
+				ce->off = all.n;
+				ce->len = one.n;
+				ce->id = ++set->nchecks;
+				if (bb_put(&all, one.p, one.n) < 0)
+					goto out;
+				break;
+			}
+			if (ce->h == h && ce->len == one.n &&
+			    memcmp(all.p + ce->off, one.p, one.n) == 0)
+				break;
+		}
+		c->check = tab[e].id - 1;
+	}
+	rc = 0;
+out:
+	free(tab);
+	free(all.p);
+	free(one.p);
+	return rc;
+}
+
 static int unsigned_order(const void *x, const void *y)
 {
 	unsigned a = *(const unsigned *)x, b = *(const unsigned *)y;
@@ -1626,9 +1730,9 @@ int td_pattern_set_compile(struct td_pattern_set *set)
 			set->slot_info[cd->slot] = b | (bp->ncond >= 2 ? TD_PAT_RECORD : 0);
 		}
 	}
-	if ((rc = gather(set, &c)) < 0 || (rc = build_lens(set, &c)) < 0 ||
-	    (rc = build_table(set, &c)) < 0 || (rc = build_intervals(set, &c)) < 0 ||
-	    (rc = build_triggers(set)) < 0)
+	if ((rc = assign_checks(set)) < 0 || (rc = gather(set, &c)) < 0 ||
+	    (rc = build_lens(set, &c)) < 0 || (rc = build_table(set, &c)) < 0 ||
+	    (rc = build_intervals(set, &c)) < 0 || (rc = build_triggers(set)) < 0)
 		goto out;
 	set->compiled = 1;
 	rc = 0;
@@ -1686,8 +1790,46 @@ struct td_pat_ivx *td_pat_ivx_build(const struct td_pat_ivx_item *items, size_t 
 	x->npts = m;
 	x->min = x->pts[0];
 	x->max = x->pts[m - 1];
+	if (x->max <= UINT64_MAX) {
+		x->pts64 = malloc(m * sizeof(uint64_t));
+		if (!x->pts64)
+			goto fail;
+		for (uint32_t i = 0; i < m; i++)
+			x->pts64[i] = (uint64_t)x->pts[i];
+	}
 	/* units: 2i+1 is the point pts[i], 2i the gap below it, 2m above the last */
 	uint32_t units = 2 * m + 1;
+	/* few units covered in all: one list per unit, a query is one search and a scan */
+	uint64_t cover = 0;
+	for (size_t i = 0; i < n; i++)
+		cover += 2 * (uint64_t)(point_index(x->pts, m, items[i].hi) -
+					point_index(x->pts, m, items[i].lo)) +
+			 1;
+	if (cover <= (uint64_t)(16 * n > (1u << 20) ? 16 * n : (1u << 20))) {
+		x->flat = 1;
+		x->node_off = calloc((size_t)units + 1, sizeof(uint32_t));
+		x->ids = malloc((cover ? cover : 1) * sizeof(uint32_t));
+		if (!x->node_off || !x->ids)
+			goto fail;
+		for (size_t i = 0; i < n; i++) {
+			uint32_t a = 2 * point_index(x->pts, m, items[i].lo) + 1;
+			uint32_t z = 2 * point_index(x->pts, m, items[i].hi) + 1;
+			for (uint32_t u = a; u <= z; u++)
+				x->node_off[u + 1]++;
+		}
+		for (uint32_t u = 1; u <= units; u++)
+			x->node_off[u] += x->node_off[u - 1];
+		for (size_t i = 0; i < n; i++) {
+			uint32_t a = 2 * point_index(x->pts, m, items[i].lo) + 1;
+			uint32_t z = 2 * point_index(x->pts, m, items[i].hi) + 1;
+			for (uint32_t u = a; u <= z; u++)
+				x->ids[x->node_off[u]++] = items[i].id;
+		}
+		for (uint32_t u = units; u > 0; u--)
+			x->node_off[u] = x->node_off[u - 1];
+		x->node_off[0] = 0;
+		return x;
+	}
 	x->size = 1;
 	while (x->size < units)
 		x->size *= 2;
@@ -1741,6 +1883,7 @@ void td_pat_ivx_free(struct td_pat_ivx *x)
 	if (!x)
 		return;
 	free(x->pts);
+	free(x->pts64);
 	free(x->node_off);
 	free(x->ids);
 	free(x);

@@ -32,9 +32,9 @@
 #include <string.h>
 
 /* Limits, each reported with a message when a pattern exceeds it. */
-#define TD_PAT_MAX_DEPTH    64   /* object nesting in a pattern */
+#define TD_PAT_MAX_DEPTH    64	 /* object nesting in a pattern */
 #define TD_PAT_MAX_BRANCHES 1024 /* conjunctions one pattern expands to through $or */
-#define TD_PAT_MAX_CONDS    64   /* conditions in one conjunction */
+#define TD_PAT_MAX_CONDS    64	 /* conditions in one conjunction */
 #define TD_PAT_EVENT_DEPTH  1024 /* nesting along the paths an event scan descends */
 
 typedef unsigned __int128 td_pat_u128;
@@ -55,10 +55,10 @@ struct td_pj_member;
 
 struct td_pj {
 	enum td_pj_type type;
-	int line, col;                /* where the value starts, 1-based */
-	size_t len;                   /* string/number: bytes; array/object: element count */
-	char *str;                    /* string: decoded UTF-8, NUL-terminated; number: text */
-	struct td_pj *items;          /* array elements */
+	int line, col;		      /* where the value starts, 1-based */
+	size_t len;		      /* string/number: bytes; array/object: element count */
+	char *str;		      /* string: decoded UTF-8, NUL-terminated; number: text */
+	struct td_pj *items;	      /* array elements */
 	struct td_pj_member *members; /* object members, in document order */
 };
 
@@ -139,6 +139,29 @@ static inline uint64_t td_pat_hash_u64(uint64_t v, uint64_t seed)
 	return td_pat_mum(v ^ 0x8ebc6af09c88c6e3ULL, seed ^ 0xa0761d6478bd642fULL);
 }
 
+/* Equal byte strings? Short ones compare with word loads, no call. */
+static inline int td_pat_eq(const char *a, const char *b, size_t n)
+{
+	const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
+	if (n >= 8) {
+		if (n <= 16)
+			return td_pat_r8(x) == td_pat_r8(y) &&
+			       td_pat_r8(x + n - 8) == td_pat_r8(y + n - 8);
+		if (n <= 32)
+			return td_pat_r8(x) == td_pat_r8(y) &&
+			       td_pat_r8(x + 8) == td_pat_r8(y + 8) &&
+			       td_pat_r8(x + n - 16) == td_pat_r8(y + n - 16) &&
+			       td_pat_r8(x + n - 8) == td_pat_r8(y + n - 8);
+		return memcmp(a, b, n) == 0;
+	}
+	if (n >= 4)
+		return td_pat_r4(x) == td_pat_r4(y) && td_pat_r4(x + n - 4) == td_pat_r4(y + n - 4);
+	for (size_t i = 0; i < n; i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
+}
+
 /* Order-preserving map of doubles (-0 folded into +0) onto unsigned integers. */
 static inline uint64_t td_pat_double_key(double d)
 {
@@ -156,6 +179,17 @@ static inline uint64_t td_pat_double_key(double d)
  */
 #define TD_PAT_NUMKEY_MAX(len) ((len) + 16)
 size_t td_pat_num_key(const char *s, size_t n, unsigned char *out);
+/* A JSON number's parts when it has at most 19 significant digits (ok = 1). */
+struct td_pat_dec {
+	uint64_t mant; /* significant digits, trailing zeros removed */
+	long long exp; /* value = mant * 10^exp */
+	unsigned nd;   /* digits in mant */
+	int neg, ok;
+};
+size_t td_pat_num_key_dec(const struct td_pat_dec *d, unsigned char *out, uint64_t *digest);
+/* The double of a number whose parts are known; s/n is its text for the slow cases. */
+double td_pat_num_double_dec(const struct td_pat_dec *d, const char *s, size_t n);
+
 /* A 64-bit digest of a number key, cheap to compute while making it: the hash tables
  * hash number keys through it (td_pat_hash_u64). */
 uint64_t td_pat_num_digest(const unsigned char *key, size_t len);
@@ -189,15 +223,15 @@ enum td_pat_op {
 	TD_OP_PREFIX_IC,
 	TD_OP_SUFFIX_IC,
 	TD_OP_WILDCARD, /* str holds the raw wildcard text */
-	TD_OP_NUMERIC,  /* closed interval [lo, hi] of td_pat_double_key() values */
-	TD_OP_CIDR,     /* closed interval of addresses, family 4 or 6 */
+	TD_OP_NUMERIC,	/* closed interval [lo, hi] of td_pat_double_key() values */
+	TD_OP_CIDR,	/* closed interval of addresses, family 4 or 6 */
 	TD_OP_EXISTS_TRUE,
 	TD_OP_EXISTS_FALSE,
 	TD_OP_AB_STRS, /* anything-but: set holds sorted strings */
 	TD_OP_AB_NUMS, /* anything-but: set holds sorted number keys */
 	TD_OP_AB_PREFIX,
 	TD_OP_AB_SUFFIX,
-	TD_OP_AB_IC,       /* set holds sorted folded strings */
+	TD_OP_AB_IC,	   /* set holds sorted folded strings */
 	TD_OP_AB_WILDCARD, /* set holds wildcard texts */
 };
 
@@ -221,15 +255,17 @@ struct td_pat_alt {
 struct td_pat_leaf {
 	struct td_pat_alt *alts;
 	uint32_t nalt;
-	uint8_t enumerable;   /* every alternative is indexable */
-	uint8_t absent_ok;    /* an exists:false alternative: satisfied by absence */
-	uint8_t any_present;  /* an exists:true alternative: any value satisfies */
+	uint8_t enumerable;  /* every alternative is indexable */
+	uint8_t absent_ok;   /* an exists:false alternative: satisfied by absence */
+	uint8_t any_present; /* an exists:true alternative: any value satisfies */
 };
 
 struct td_pat_cond {
 	uint32_t field;
 	uint32_t leaf;
-	uint32_t slot; /* TD_PAT_NONE for a checked (non-enumerable) condition */
+	uint32_t slot;	/* TD_PAT_NONE for a checked (non-enumerable) condition */
+	uint32_t check; /* checked condition: one id per distinct (field, leaf content), so
+			   that an event evaluates each only once however many rules share it */
 };
 
 enum td_pat_trigger { TD_TRIG_COUNT, TD_TRIG_PRESENCE, TD_TRIG_ALWAYS };
@@ -237,7 +273,7 @@ enum td_pat_trigger { TD_TRIG_COUNT, TD_TRIG_PRESENCE, TD_TRIG_ALWAYS };
 struct td_pat_branch {
 	uint32_t rule; /* caller id until compile, dense rule index after */
 	uint32_t cond_off, ncond;
-	uint32_t n_enum; /* enumerable conditions: the count that makes it a candidate */
+	uint32_t n_enum;	 /* enumerable conditions: the count that makes it a candidate */
 	uint32_t presence_field; /* TD_TRIG_PRESENCE: the field whose value triggers it */
 	uint8_t trigger;
 	uint8_t nchecked; /* conditions to verify on candidates */
@@ -272,17 +308,25 @@ struct td_pat_hent {
 	uint32_t field;
 	uint32_t kind;
 	uint32_t key_off, key_len; /* into set->keys */
-	uint32_t list_off; /* into set->lists */
-	uint32_t list_n;   /* | TD_PAT_RECORD when a slot in the list keeps its values */
+	uint32_t list_off;	   /* into set->lists */
+	uint32_t list_n;	   /* | TD_PAT_RECORD when a slot in the list keeps its values */
 };
 
 /* Stabbing index over closed intervals: which intervals hold a point. */
+/*
+ * Stabbing index over closed intervals: which intervals hold a point. The distinct ends
+ * cut the line into units (2i+1 is the point pts[i], 2i the gap below it, 2n above the
+ * last). When the intervals cover few units in total each unit keeps its own list
+ * (flat); otherwise a segment tree over the units keeps each interval in O(log n) nodes.
+ */
 struct td_pat_ivx {
 	td_pat_u128 *pts; /* sorted distinct interval ends */
+	uint64_t *pts64;  /* the same, when every end fits in 64 bits (numbers, IPv4) */
 	uint32_t npts;
-	uint32_t size;      /* leaves of the segment tree (power of two) */
-	uint32_t *node_off; /* 2*size+1 offsets into ids */
-	uint32_t *ids;      /* slot ids stored at tree nodes */
+	uint32_t flat;
+	uint32_t size;	    /* segment tree: leaves (a power of two) */
+	uint32_t *node_off; /* flat: 2*npts+2 offsets per unit; tree: 2*size+1 per node */
+	uint32_t *ids;	    /* slot ids */
 	td_pat_u128 min, max;
 };
 
@@ -324,7 +368,7 @@ struct td_pat_node {
 	uint32_t field; /* TD_PAT_NONE when no pattern ends here */
 	uint32_t nchild, cap;
 	struct td_pat_child *child; /* compact list */
-	uint32_t *tab;              /* child index + 1, or 0; mask + 1 entries */
+	uint32_t *tab;		    /* child index + 1, or 0; mask + 1 entries */
 	uint32_t mask;
 };
 
@@ -349,10 +393,11 @@ struct td_pattern_set {
 	struct td_pat_leaf *leaves;
 	uint32_t nleaves, cap_leaves;
 	uint32_t nslots;
+	uint32_t nchecks;
 	/* after compile */
 	uint32_t *slot_info;   /* branch | TD_PAT_RECORD when its values must be kept */
 	uint32_t *branch_need; /* n_enum per branch, packed for the matcher */
-	unsigned *rule_ids;   /* dense rule index -> caller id, ascending */
+	unsigned *rule_ids;    /* dense rule index -> caller id, ascending */
 	uint32_t nrules;
 	struct td_pat_hent *table;
 	uint16_t *tags; /* per table entry: 0 when free, else a nonzero 16-bit hash tag */

@@ -24,7 +24,7 @@ struct reader {
 };
 
 static void fail_at(struct reader *r, const char *at, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void fail_at(struct reader *r, const char *at, const char *fmt, ...)
 {
@@ -197,14 +197,15 @@ static char *read_string(struct reader *r, size_t *outlen)
 			if (cp >= 0xd800 && cp <= 0xdbff) {
 				unsigned lo;
 				if (r->end - p < 6 || p[0] != '\\' || p[1] != 'u') {
-					fail_at(r, p - 6, "high surrogate \\u%04x without a low one", cp);
+					fail_at(r, p - 6,
+						"high surrogate \\u%04x without a low one", cp);
 					goto fail;
 				}
 				if (read_hex4(r, p + 2, &lo) < 0)
 					goto fail;
 				if (lo < 0xdc00 || lo > 0xdfff) {
-					fail_at(r, p, "high surrogate \\u%04x followed by \\u%04x", cp,
-						lo);
+					fail_at(r, p, "high surrogate \\u%04x followed by \\u%04x",
+						cp, lo);
 					goto fail;
 				}
 				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -474,13 +475,13 @@ struct td_pj *td_pj_parse(const char *text, size_t len, char *err, size_t errlen
 		return NULL;
 	}
 	struct reader r = {
-		.text = text,
-		.p = text,
-		.end = text + len,
-		.line_start = text,
-		.line = 1,
-		.err = err,
-		.errlen = errlen,
+	    .text = text,
+	    .p = text,
+	    .end = text + len,
+	    .line_start = text,
+	    .line = 1,
+	    .err = err,
+	    .errlen = errlen,
 	};
 	struct td_pj *v = calloc(1, sizeof(*v));
 	if (!v) {

@@ -29,36 +29,26 @@
 #include <string.h>
 
 /*
- * Byte classes 64, 32 or 16 bytes at a time; a mask has one bit per byte. AVX-512BW when
- * the build targets it (-march=native on such machines), else AVX2, else SSE2 (every
- * x86-64), else plain loops.
+ * Byte classes 32 or 16 bytes at a time; a mask has one bit per byte: AVX2 when the
+ * build targets it, else SSE2 (every x86-64), else plain loops. (64-byte AVX-512 blocks
+ * measured slower here: an unaligned 64-byte load always spans two cache lines.)
  */
-#if defined(__AVX512BW__)
-#include <immintrin.h>
-#define VLEN 64
-typedef __m512i vec_t;
-typedef uint64_t vmask_t;
-#define VALL      (~(uint64_t)0)
-#define VLOAD(p)  _mm512_loadu_si512((const void *)(p))
-#define VEQ(v, c) ((uint64_t)_mm512_cmpeq_epi8_mask((v), _mm512_set1_epi8(c)))
-#define VOR20(v)  _mm512_or_si512((v), _mm512_set1_epi8(0x20))
-#define VLT20(v)  ((uint64_t)_mm512_cmplt_epi8_mask((v), _mm512_set1_epi8(0x20)))
-#elif defined(__AVX2__)
+#if defined(__AVX2__)
 #include <immintrin.h>
 #define VLEN 32
 typedef __m256i vec_t;
 typedef uint32_t vmask_t;
-#define VALL      0xffffffffu
+#define VALL	  0xffffffffu
 #define VLOAD(p)  _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define VEQ(v, c) ((uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8((v), _mm256_set1_epi8(c))))
 #define VOR20(v)  _mm256_or_si256((v), _mm256_set1_epi8(0x20))
 #define VLT20(v)  ((uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi8(_mm256_set1_epi8(0x20), (v))))
 #elif defined(__SSE2__)
 #include <emmintrin.h>
-#define VLEN 16
+#define VLEN	  16
 typedef __m128i vec_t;
 typedef uint32_t vmask_t;
-#define VALL      0xffffu
+#define VALL	  0xffffu
 #define VLOAD(p)  _mm_loadu_si128((const __m128i *)(const void *)(p))
 #define VEQ(v, c) ((uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8((v), _mm_set1_epi8(c))))
 #define VOR20(v)  _mm_or_si128((v), _mm_set1_epi8(0x20))
@@ -68,13 +58,7 @@ typedef uint32_t vmask_t;
 #ifdef VLEN
 static inline unsigned vctz(vmask_t m)
 {
-	return sizeof(m) == 8 ? (unsigned)__builtin_ctzll(m) : (unsigned)__builtin_ctz((unsigned)m);
-}
-
-static inline unsigned vpopcnt(vmask_t m)
-{
-	return sizeof(m) == 8 ? (unsigned)__builtin_popcountll(m)
-			      : (unsigned)__builtin_popcount((unsigned)m);
+	return (unsigned)__builtin_ctz(m);
 }
 #endif
 
@@ -124,7 +108,8 @@ struct td_matcher {
 	struct stamp2 *slots, *branches;
 	uint32_t *field_stamp, *field_head;
 	uint32_t *rule_stamp;
-	uint32_t *ent_stamp; /* per hash table entry */
+	uint32_t *ent_stamp;   /* per hash table entry */
+	struct stamp2 *checks; /* per checked condition: its result for this event */
 	/* per event */
 	struct mval *vals;
 	uint32_t nvals, cap_vals;
@@ -139,6 +124,8 @@ struct td_matcher {
 	uint32_t npresent, cap_present;
 	uint32_t *res;
 	uint32_t nres, cap_res;
+	uint32_t *res2; /* sorting space */
+	uint32_t cap_res2;
 	unsigned *ids;
 	uint32_t cap_ids;
 	char *scratch; /* decoded strings: never more bytes than the event */
@@ -208,13 +195,13 @@ static inline int tmp_for(struct td_matcher *m, size_t n)
 	return 0;
 }
 
-#define PUSH(m, arr, n, cap, val)                                                          \
-	do {                                                                               \
-		if ((m)->n < (m)->cap || grow((void **)&(m)->arr, &(m)->cap, (m)->n + 1,   \
-					      sizeof(*(m)->arr)) == 0)                     \
-			(m)->arr[(m)->n++] = (val);                                        \
-		else                                                                       \
-			(m)->oom = 1;                                                      \
+#define PUSH(m, arr, n, cap, val)                                                                  \
+	do {                                                                                       \
+		if ((m)->n < (m)->cap ||                                                           \
+		    grow((void **)&(m)->arr, &(m)->cap, (m)->n + 1, sizeof(*(m)->arr)) == 0)       \
+			(m)->arr[(m)->n++] = (val);                                                \
+		else                                                                               \
+			(m)->oom = 1;                                                              \
 	} while (0)
 
 struct td_matcher *td_matcher_create(const struct td_pattern_set *set)
@@ -233,9 +220,10 @@ struct td_matcher *td_matcher_create(const struct td_pattern_set *set)
 	m->field_head = calloc(nf, sizeof(uint32_t));
 	m->rule_stamp = calloc(nr, sizeof(uint32_t));
 	m->ent_stamp = calloc((size_t)set->table_mask + 1, sizeof(uint32_t));
+	m->checks = calloc(set->nchecks ? set->nchecks : 1, sizeof(*m->checks));
 	m->lists = calloc(TD_PAT_MAX_CONDS + 1, sizeof(uint32_t));
-	if (!m->slots || !m->branches || !m->field_stamp || !m->field_head || !m->rule_stamp || !m->lists ||
-	    !m->ent_stamp)
+	if (!m->slots || !m->branches || !m->field_stamp || !m->field_head || !m->rule_stamp ||
+	    !m->lists || !m->ent_stamp || !m->checks)
 		goto fail;
 	if (grow((void **)&m->ctxs, &m->cap_ctx, 64, sizeof(*m->ctxs)) < 0)
 		goto fail;
@@ -255,12 +243,14 @@ void td_matcher_destroy(struct td_matcher *m)
 	free(m->field_head);
 	free(m->rule_stamp);
 	free(m->ent_stamp);
+	free(m->checks);
 	free(m->vals);
 	free(m->hits);
 	free(m->ctxs);
 	free(m->cands);
 	free(m->present);
 	free(m->res);
+	free(m->res2);
 	free(m->ids);
 	free(m->scratch);
 	free(m->tmp);
@@ -350,53 +340,121 @@ static const char *skip_string(const char *p, const char *end)
 	}
 }
 
-/* Skips an object or array (p after its opening bracket) by counting brackets. */
-static const char *skip_container(const char *p, const char *end)
-{
-	size_t depth = 1;
 #ifdef VLEN
-	while (end - p >= VLEN) {
-		vec_t v = VLOAD(p);
+/* 64 bytes at p: masks of '"', '\\', '[' or '{', and ']' or '}'. */
+static inline void classify64(const char *p, uint64_t *q, uint64_t *bs, uint64_t *op, uint64_t *cl)
+{
+	*q = *bs = *op = *cl = 0;
+	for (int i = 0; i < 64; i += VLEN) {
+		vec_t v = VLOAD(p + i);
 		vec_t o = VOR20(v); /* '[' and '{' both become '{', ']' and '}' both '}' */
-		vmask_t q = VEQ(v, '"');
-		vmask_t lim = q ? (q & (0 - q)) - 1 : VALL;
-		vmask_t op = VEQ(o, '{') & lim, cl = VEQ(o, '}') & lim;
-		size_t ncl = vpopcnt(cl);
-		if (ncl < depth) {
-			depth += vpopcnt(op) - ncl;
-		} else {
-			for (vmask_t bits = op | cl; bits; bits &= bits - 1) {
-				unsigned i = vctz(bits);
-				if (cl >> i & 1) {
-					if (--depth == 0)
-						return p + i + 1;
-				} else {
-					depth++;
-				}
-			}
-		}
-		if (q) {
-			p = skip_string(p + vctz(q) + 1, end);
-			if (!p)
-				return NULL;
-		} else {
-			p += VLEN;
-		}
+		*q |= (uint64_t)VEQ(v, '"') << i;
+		*bs |= (uint64_t)VEQ(v, '\\') << i;
+		*op |= (uint64_t)VEQ(o, '{') << i;
+		*cl |= (uint64_t)VEQ(o, '}') << i;
 	}
+}
+
+/* Bit i of the result is the parity of bits 0..i of x. */
+static inline uint64_t prefix_xor(uint64_t x)
+{
+	x ^= x << 1;
+	x ^= x << 2;
+	x ^= x << 4;
+	x ^= x << 8;
+	x ^= x << 16;
+	x ^= x << 32;
+	return x;
+}
 #endif
-	while (p < end) {
-		char c = *p++;
-		if (c == '"') {
-			p = skip_string(p, end);
-			if (!p)
-				return NULL;
+
+/* Byte-wise bracket counting over [p, stop); returns the end of the container or NULL. */
+static const char *skip_bytes(const char *p, const char *stop, size_t *depth, int *in_str, int *esc)
+{
+	for (; p < stop; p++) {
+		char c = *p;
+		if (*in_str) {
+			if (*esc)
+				*esc = 0;
+			else if (c == '\\')
+				*esc = 1;
+			else if (c == '"')
+				*in_str = 0;
+		} else if (c == '"') {
+			*in_str = 1;
 		} else if (c == '[' || c == '{') {
-			depth++;
-		} else if ((c == ']' || c == '}') && --depth == 0) {
-			return p;
+			(*depth)++;
+		} else if ((c == ']' || c == '}') && --*depth == 0) {
+			return p + 1;
 		}
 	}
 	return NULL;
+}
+
+/* Counts brackets in one 64-byte block given its masks; the end of the container or NULL. */
+static inline const char *block_brackets(const char *blk, uint64_t q, uint64_t op, uint64_t cl,
+					 size_t *depth, int *in_str)
+{
+	uint64_t inside = prefix_xor(q) ^ (*in_str ? ~(uint64_t)0 : 0);
+	*in_str = (int)(inside >> 63);
+	op &= ~inside;
+	cl &= ~inside;
+	size_t ncl = (size_t)__builtin_popcountll(cl);
+	if (ncl < *depth) {
+		*depth += (size_t)__builtin_popcountll(op) - ncl;
+		return NULL;
+	}
+	for (uint64_t bits = op | cl; bits; bits &= bits - 1) {
+		unsigned i = (unsigned)__builtin_ctzll(bits);
+		if (cl >> i & 1) {
+			if (--*depth == 0)
+				return blk + i + 1;
+		} else {
+			++*depth;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Skips an object or array (p after its opening bracket) by counting brackets outside
+ * strings, 64 bytes at a time: the quotes' running parity says which bytes are inside
+ * strings, so a block costs the same however many strings it holds. Blocks with a
+ * backslash (rare) are counted byte by byte, which handles escapes. The last partial
+ * block is read as the 64 bytes that end the text, with the bytes already counted
+ * masked off (start is the beginning of the text, which makes that read safe).
+ */
+static const char *skip_container(const char *start, const char *p, const char *end)
+{
+	size_t depth = 1;
+	int in_str = 0, esc = 0;
+#ifdef VLEN
+	uint64_t q, bs, op, cl;
+	while (end - p >= 64) {
+		classify64(p, &q, &bs, &op, &cl);
+		if (bs || esc) {
+			const char *r = skip_bytes(p, p + 64, &depth, &in_str, &esc);
+			if (r)
+				return r;
+		} else {
+			const char *r = block_brackets(p, q, op, cl, &depth, &in_str);
+			if (r)
+				return r;
+		}
+		p += 64;
+	}
+	if (p < end && end - start >= 64 && !esc) {
+		const char *blk = end - 64;
+		unsigned skip = (unsigned)(p - blk); /* 1..63 bytes already counted */
+		uint64_t keep = ~(uint64_t)0 << skip;
+		classify64(blk, &q, &bs, &op, &cl);
+		if (!(bs & keep))
+			return block_brackets(blk, q & keep, op & keep, cl & keep, &depth, &in_str);
+	}
+#else
+	(void)start;
+#endif
+	return skip_bytes(p, end, &depth, &in_str, &esc);
 }
 
 static int hexval(char c)
@@ -502,9 +560,10 @@ static const char *scan_string_slow(struct td_matcher *m, const char *start, con
 				if (cp >= 0xd800 && cp <= 0xdbff) {
 					if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
 					    hex4(p + 2, end, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
-						return fail(m, p - 6,
-							    "high surrogate without a low one in \\u "
-							    "escape");
+						return fail(
+						    m, p - 6,
+						    "high surrogate without a low one in \\u "
+						    "escape");
 					cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 					p += 6;
 				}
@@ -598,6 +657,85 @@ static const char *scan_number(struct td_matcher *m, const char *p)
 	return p;
 }
 
+/*
+ * scan_number() that also takes the number apart (a value some index will look up).
+ * d->ok is 0 when the number has more than 19 significant digits.
+ */
+static const char *scan_number_dec(struct td_matcher *m, const char *p, struct td_pat_dec *d)
+{
+	const char *end = m->end, *s = p;
+	uint64_t mant = 0;
+	unsigned nd = 0;
+	long long frac = 0, e = 0;
+	int ok = 1;
+	d->neg = 0;
+	if (p < end && *p == '-') {
+		d->neg = 1;
+		p++;
+	}
+	if (p >= end || (unsigned)(*p - '0') > 9)
+		return fail(m, s, "expected a value");
+	if (*p == '0') {
+		p++;
+		if (p < end && (unsigned)(*p - '0') <= 9)
+			return fail(m, s, "numbers may not have leading zeros");
+	} else {
+		for (; p < end && (unsigned)(*p - '0') <= 9; p++) {
+			if (nd < 19)
+				mant = mant * 10 + (uint64_t)(*p - '0');
+			else
+				ok = 0;
+			nd++;
+		}
+	}
+	if (p < end && *p == '.') {
+		p++;
+		if (p >= end || (unsigned)(*p - '0') > 9)
+			return fail(m, p, "a digit must follow the decimal point");
+		for (; p < end && (unsigned)(*p - '0') <= 9; p++) {
+			frac++;
+			if (nd == 0 && *p == '0')
+				continue; /* leading zeros of 0.000123 */
+			if (nd < 19)
+				mant = mant * 10 + (uint64_t)(*p - '0');
+			else
+				ok = 0;
+			nd++;
+		}
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		int eneg = 0;
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			eneg = *p++ == '-';
+		if (p >= end || (unsigned)(*p - '0') > 9)
+			return fail(m, p, "a digit must follow the exponent");
+		for (; p < end && (unsigned)(*p - '0') <= 9; p++)
+			if (e < 1000000000LL)
+				e = e * 10 + (*p - '0');
+		if (eneg)
+			e = -e;
+	}
+	d->ok = ok;
+	if (ok) {
+		e -= frac;
+		if (mant == 0) {
+			nd = 0;
+			e = 0;
+		} else {
+			while (mant % 10 == 0) {
+				mant /= 10;
+				nd--;
+				e++;
+			}
+		}
+		d->mant = mant;
+		d->exp = e;
+		d->nd = nd;
+	}
+	return p;
+}
+
 static inline const char *scan_literal(struct td_matcher *m, const char *p, const char *word,
 				       size_t n)
 {
@@ -640,20 +778,8 @@ static inline void mark(struct td_matcher *m, uint32_t slot, uint32_t vi)
 	}
 }
 
-/* Equal keys? Short ones compare with overlapping word loads, no call. */
-static inline int key_eq(const char *a, const char *b, size_t n)
-{
-	const unsigned char *x = (const unsigned char *)a, *y = (const unsigned char *)b;
-	if (n >= 8 && n <= 16)
-		return td_pat_r8(x) == td_pat_r8(y) && td_pat_r8(x + n - 8) == td_pat_r8(y + n - 8);
-	if (n >= 4 && n < 8)
-		return td_pat_r4(x) == td_pat_r4(y) && td_pat_r4(x + n - 4) == td_pat_r4(y + n - 4);
-	return memcmp(a, b, n) == 0;
-}
-
-static inline const struct td_pat_hent *lookup_h(const struct td_pattern_set *set,
-						 uint32_t field, uint32_t kind, const char *s,
-						 size_t n, uint64_t h)
+static inline const struct td_pat_hent *lookup_h(const struct td_pattern_set *set, uint32_t field,
+						 uint32_t kind, const char *s, size_t n, uint64_t h)
 {
 	uint16_t tag = td_pat_tag(h);
 	for (uint32_t i = (uint32_t)h & set->table_mask;; i = (i + 1) & set->table_mask) {
@@ -664,7 +790,7 @@ static inline const struct td_pat_hent *lookup_h(const struct td_pattern_set *se
 			continue;
 		const struct td_pat_hent *e = &set->table[i];
 		if (e->h == h && e->field == field && e->kind == kind && e->key_len == n &&
-		    key_eq(set->keys + e->key_off, s, n))
+		    td_pat_eq(set->keys + e->key_off, s, n))
 			return e;
 	}
 }
@@ -691,8 +817,8 @@ static inline void mark_entry(struct td_matcher *m, const struct td_pat_hent *e,
 		mark(m, l[i], vi);
 }
 
-static inline void hit(struct td_matcher *m, uint32_t field, uint32_t kind, const char *s,
-		       size_t n, uint32_t vi)
+static inline void hit(struct td_matcher *m, uint32_t field, uint32_t kind, const char *s, size_t n,
+		       uint32_t vi)
 {
 	const struct td_pat_hent *e = lookup(m->set, field, kind, s, n);
 	if (e)
@@ -728,22 +854,42 @@ static void stab(struct td_matcher *m, const struct td_pat_ivx *x, td_pat_u128 k
 {
 	if (!x || key < x->min || key > x->max)
 		return;
-	uint32_t lo = 0, hi = x->npts;
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-		if (x->pts[mid] < key)
-			lo = mid + 1;
-		else
-			hi = mid;
+	uint32_t lo;
+	if (x->pts64) {
+		/* branch-free lower bound */
+		uint64_t k = (uint64_t)key;
+		const uint64_t *base = x->pts64;
+		uint32_t len = x->npts;
+		while (len > 1) {
+			uint32_t half = len / 2;
+			base = base[half - 1] < k ? base + half : base;
+			len -= half;
+		}
+		lo = (uint32_t)(base - x->pts64) + (*base < k);
+	} else {
+		uint32_t hi = x->npts;
+		lo = 0;
+		while (lo < hi) {
+			uint32_t mid = (lo + hi) / 2;
+			if (x->pts[mid] < key)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
 	}
 	uint32_t unit = lo < x->npts && x->pts[lo] == key ? 2 * lo + 1 : 2 * lo;
+	if (x->flat) {
+		for (uint32_t j = x->node_off[unit]; j < x->node_off[unit + 1]; j++)
+			mark(m, x->ids[j], vi);
+		return;
+	}
 	for (uint32_t node = unit + x->size; node; node >>= 1)
 		for (uint32_t j = x->node_off[node]; j < x->node_off[node + 1]; j++)
 			mark(m, x->ids[j], vi);
 }
 
 static int emit(struct td_matcher *m, uint32_t field, int type, const char *s, size_t n,
-		uint32_t ctx)
+		uint32_t ctx, const struct td_pat_dec *dec)
 {
 	if (n > UINT32_MAX)
 		return -1;
@@ -802,18 +948,23 @@ static int emit(struct td_matcher *m, uint32_t field, int type, const char *s, s
 	} else if (type == TD_V_NUMBER) {
 		if (fl & TD_F_NUM) {
 			uint64_t dg;
-			size_t k = td_pat_num_key_digest(s, n, (unsigned char *)m->tmp, &dg);
+			size_t k = dec->ok
+				       ? td_pat_num_key_dec(dec, (unsigned char *)m->tmp, &dg)
+				       : td_pat_num_key_digest(s, n, (unsigned char *)m->tmp, &dg);
 			const struct td_pat_hent *e =
-				lookup_h(m->set, field, TD_K_NUM, m->tmp, k,
-					 td_pat_hash_u64(dg, (uint64_t)field << 8 | TD_K_NUM));
+			    lookup_h(m->set, field, TD_K_NUM, m->tmp, k,
+				     td_pat_hash_u64(dg, (uint64_t)field << 8 | TD_K_NUM));
 			if (e)
 				mark_entry(m, e, vi);
 		}
 		if (fl & TD_F_RANGE)
-			stab(m, f->num, td_pat_double_key(td_pat_num_double(s, n)), vi);
+			stab(m, f->num, td_pat_double_key(td_pat_num_double_dec(dec, s, n)), vi);
 	} else if (fl & TD_F_LIT) {
-		hit(m, field, TD_K_LIT, type == TD_V_TRUE ? "t" : type == TD_V_FALSE ? "f" : "n", 1,
-		    vi);
+		hit(m, field, TD_K_LIT,
+		    type == TD_V_TRUE	 ? "t"
+		    : type == TD_V_FALSE ? "f"
+					 : "n",
+		    1, vi);
 	}
 	return 0;
 }
@@ -837,7 +988,7 @@ static const char *skip_value(struct td_matcher *m, const char *p, int depth)
 		return p ? p : fail(m, end, "unterminated string");
 	case '{':
 	case '[':
-		p = skip_container(p + 1, end);
+		p = skip_container(m->base, p + 1, end);
 		return p ? p : fail(m, end, "unterminated object or array");
 	case 't':
 		return scan_literal(m, p, "true", 4);
@@ -854,7 +1005,7 @@ static uint32_t find_child(const struct td_pat_node *nd, const char *key, size_t
 {
 	if (!nd->tab) {
 		for (uint32_t i = 0; i < nd->nchild; i++)
-			if (nd->child[i].klen == klen && memcmp(nd->child[i].key, key, klen) == 0)
+			if (nd->child[i].klen == klen && td_pat_eq(nd->child[i].key, key, klen))
 				return nd->child[i].node;
 		return TD_PAT_NONE;
 	}
@@ -864,7 +1015,7 @@ static uint32_t find_child(const struct td_pat_node *nd, const char *key, size_t
 		if (!c)
 			return TD_PAT_NONE;
 		const struct td_pat_child *ch = &nd->child[c - 1];
-		if (ch->h == h && ch->klen == klen && memcmp(ch->key, key, klen) == 0)
+		if (ch->h == h && ch->klen == klen && td_pat_eq(ch->key, key, klen))
 			return ch->node;
 	}
 }
@@ -874,7 +1025,7 @@ static const char *scan_object(struct td_matcher *m, const char *p, uint32_t nod
 {
 	const char *end = m->end;
 	const struct td_pat_node *nd =
-		node != TD_PAT_NONE && m->set->nodes[node].nchild ? &m->set->nodes[node] : NULL;
+	    node != TD_PAT_NONE && m->set->nodes[node].nchild ? &m->set->nodes[node] : NULL;
 	p = skip_ws(p, end);
 	if (p < end && *p == '}')
 		return p + 1;
@@ -893,8 +1044,13 @@ static const char *scan_object(struct td_matcher *m, const char *p, uint32_t nod
 		uint32_t child = nd ? find_child(nd, k, kn) : TD_PAT_NONE;
 		if (child != TD_PAT_NONE)
 			p = scan_value(m, p, child, ctx, depth + 1);
-		else
+		else if (p < end && *p == '"' && !m->strict) {
+			p = skip_string(p + 1, end); /* the common case, inline */
+			if (!p)
+				return fail(m, end, "unterminated string");
+		} else {
 			p = skip_value(m, p, depth + 1);
+		}
 		if (!p)
 			return NULL;
 		p = skip_ws(p, end);
@@ -955,6 +1111,8 @@ static const char *scan_value(struct td_matcher *m, const char *p, uint32_t node
 	int type;
 	size_t n;
 	const char *s = p;
+	struct td_pat_dec dec;
+	dec.ok = 0;
 	switch (*p) {
 	case '{':
 		if (node != TD_PAT_NONE && !m->set->nodes[node].nchild)
@@ -982,12 +1140,15 @@ static const char *scan_value(struct td_matcher *m, const char *p, uint32_t node
 		n = 4;
 		break;
 	default:
-		q = scan_number(m, p);
+		if (field != TD_PAT_NONE && (m->set->fields[field].flags & (TD_F_NUM | TD_F_RANGE)))
+			q = scan_number_dec(m, p, &dec);
+		else
+			q = scan_number(m, p);
 		type = TD_V_NUMBER;
 		n = q ? (size_t)(q - p) : 0;
 		break;
 	}
-	if (q && field != TD_PAT_NONE && emit(m, field, type, s, n, ctx) < 0)
+	if (q && field != TD_PAT_NONE && emit(m, field, type, s, n, ctx, &dec) < 0)
 		return fail(m, p, "out of memory");
 	return q;
 }
@@ -1012,13 +1173,22 @@ static int check_cond(struct td_matcher *m, const struct td_pat_cond *c, int wan
 	const struct td_pat_leaf *leaf = &m->set->leaves[c->leaf];
 	if (m->field_stamp[c->field] != m->gen)
 		return leaf->absent_ok;
+	struct stamp2 *st = &m->checks[c->check];
+	if (!want_ctx) {
+		if (st->stamp == m->gen)
+			return (int)st->val;
+		st->stamp = m->gen;
+		st->val = 0;
+	}
 	int ok = 0;
 	for (uint32_t vi = m->field_head[c->field]; vi != TD_PAT_NONE; vi = m->vals[vi].next) {
 		if (!leaf->any_present && !alt_any(m, leaf, &m->vals[vi]))
 			continue;
 		ok = 1;
-		if (!want_ctx)
+		if (!want_ctx) {
+			st->val = 1;
 			return 1;
+		}
 		PUSH(m, dpvals, ndpvals, cap_dpvals, m->vals[vi].ctx);
 	}
 	return ok;
@@ -1103,7 +1273,8 @@ static int consistent(struct td_matcher *m, const struct td_pat_branch *bp)
 		if (c->slot == TD_PAT_NONE) {
 			check_cond(m, c, 1);
 		} else {
-			for (uint32_t h = m->slots[c->slot].val; h != TD_PAT_NONE; h = m->hits[h].next)
+			for (uint32_t h = m->slots[c->slot].val; h != TD_PAT_NONE;
+			     h = m->hits[h].next)
 				PUSH(m, dpvals, ndpvals, cap_dpvals, m->vals[m->hits[h].value].ctx);
 		}
 		if (m->oom)
@@ -1228,19 +1399,24 @@ static void reset_stamps(struct td_matcher *m)
 	memset(m->field_stamp, 0, (set->nfields ? set->nfields : 1) * sizeof(uint32_t));
 	memset(m->rule_stamp, 0, (set->nrules ? set->nrules : 1) * sizeof(uint32_t));
 	memset(m->ent_stamp, 0, ((size_t)set->table_mask + 1) * sizeof(uint32_t));
+	memset(m->checks, 0, (set->nchecks ? set->nchecks : 1) * sizeof(*m->checks));
 	m->gen = 1;
 }
 
-
-static int u32_asc(const void *x, const void *y)
+static void sort_u32(uint32_t *a, uint32_t n, uint32_t *tmp)
 {
-	return -u32_desc(x, y);
-}
-
-static void sort_u32(uint32_t *a, uint32_t n)
-{
-	if (n > 32) {
-		qsort(a, n, sizeof(*a), u32_asc);
+	if (n > 64) {
+		/* least significant digit first, 11 bits at a time */
+		for (int shift = 0; shift < 33; shift += 11) {
+			uint32_t count[2049] = {0};
+			for (uint32_t i = 0; i < n; i++)
+				count[((a[i] >> shift) & 2047) + 1]++;
+			for (int d = 0; d < 2048; d++)
+				count[d + 1] += count[d];
+			for (uint32_t i = 0; i < n; i++)
+				tmp[count[(a[i] >> shift) & 2047]++] = a[i];
+			memcpy(a, tmp, n * sizeof(*a));
+		}
 		return;
 	}
 	for (uint32_t i = 1; i < n; i++) {
@@ -1304,6 +1480,8 @@ int td_matcher_match(struct td_matcher *m, const char *event, size_t len, const 
 		return -TD_EINVAL;
 	}
 	p = scan_object(m, p + 1, 0, 0, 1);
+	if (!p && !m->err_msg)
+		fail(m, end, "invalid JSON");
 	if (p) {
 		p = skip_ws(p, end);
 		if (p != end)
@@ -1317,7 +1495,8 @@ int td_matcher_match(struct td_matcher *m, const char *event, size_t len, const 
 	if (m->err_msg) {
 		if (err && errlen) {
 			size_t at = (size_t)(m->err_at - m->base);
-			snprintf(err, errlen, "event: invalid JSON at byte %zu: %s", at, m->err_msg);
+			snprintf(err, errlen, "event: invalid JSON at byte %zu: %s", at,
+				 m->err_msg);
 		}
 		return -TD_EINVAL;
 	}
@@ -1337,12 +1516,13 @@ int td_matcher_match(struct td_matcher *m, const char *event, size_t len, const 
 			PUSH(m, res, nres, cap_res, r);
 		}
 	}
-	if (m->oom || grow((void **)&m->ids, &m->cap_ids, m->nres + 1, sizeof(*m->ids)) < 0) {
+	if (m->oom || grow((void **)&m->ids, &m->cap_ids, m->nres + 1, sizeof(*m->ids)) < 0 ||
+	    grow((void **)&m->res2, &m->cap_res2, m->nres + 1, sizeof(*m->res2)) < 0) {
 		if (err && errlen)
 			snprintf(err, errlen, "event: out of memory");
 		return -TD_ENOMEM;
 	}
-	sort_u32(m->res, m->nres);
+	sort_u32(m->res, m->nres, m->res2);
 	for (uint32_t i = 0; i < m->nres; i++)
 		m->ids[i] = set->rule_ids[m->res[i]];
 	*ids = m->ids;

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #define TDREF_MAX_CONDS 64
-#define TDREF_MAX_VALS  4096
+#define TDREF_MAX_VALS	4096
 
 #define TDREF_MAX_DEPTH 16
 
@@ -163,7 +163,8 @@ static int tdref_str_in(json_t *list, const char *s, size_t n, int fold)
 	size_t i;
 	json_t *e;
 	if (json_is_string(list))
-		return fold ? tdref_fold_eq(s, n, json_string_value(list), json_string_length(list), 0)
+		return fold ? tdref_fold_eq(s, n, json_string_value(list), json_string_length(list),
+					    0)
 			    : (json_string_length(list) == n &&
 			       memcmp(json_string_value(list), s, n) == 0);
 	json_array_foreach(list, i, e)
@@ -181,7 +182,8 @@ static int tdref_alt(json_t *alt, json_t *v)
 	const char *s = str ? json_string_value(v) : NULL;
 	size_t n = str ? json_string_length(v) : 0;
 	if (json_is_string(alt))
-		return str && json_string_length(alt) == n && memcmp(json_string_value(alt), s, n) == 0;
+		return str && json_string_length(alt) == n &&
+		       memcmp(json_string_value(alt), s, n) == 0;
 	if (json_is_number(alt))
 		return json_is_number(v) && json_number_value(alt) == json_number_value(v);
 	if (json_is_true(alt) || json_is_false(alt) || json_is_null(alt))
@@ -197,10 +199,10 @@ static int tdref_alt(json_t *alt, json_t *v)
 		if (!str)
 			return 0;
 		if (json_is_object(x))
-			return tdref_fold_eq(s, n,
-					     json_string_value(json_object_get(x, "equals-ignore-case")),
-					     json_string_length(json_object_get(x, "equals-ignore-case")),
-					     suffix ? 2 : 1);
+			return tdref_fold_eq(
+			    s, n, json_string_value(json_object_get(x, "equals-ignore-case")),
+			    json_string_length(json_object_get(x, "equals-ignore-case")),
+			    suffix ? 2 : 1);
 		size_t k = json_string_length(x);
 		return n >= k && memcmp(suffix ? s + n - k : s, json_string_value(x), k) == 0;
 	}
@@ -222,7 +224,8 @@ static int tdref_alt(json_t *alt, json_t *v)
 	}
 	/* anything-but */
 	if (json_is_string(x))
-		return !(str && json_string_length(x) == n && memcmp(json_string_value(x), s, n) == 0);
+		return !(str && json_string_length(x) == n &&
+			 memcmp(json_string_value(x), s, n) == 0);
 	if (json_is_number(x))
 		return !(json_is_number(v) && json_number_value(v) == json_number_value(x));
 	if (json_is_array(x)) {
@@ -411,8 +414,8 @@ struct tdref_item {
 };
 
 /* Appends obj's members (at path) as items; returns the new count or -1. */
-static int tdref_flatten(json_t *obj, const char *const *path, int npath,
-			 struct tdref_item *out, int n, int cap)
+static int tdref_flatten(json_t *obj, const char *const *path, int npath, struct tdref_item *out,
+			 int n, int cap)
 {
 	const char *key;
 	json_t *val;

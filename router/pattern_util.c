@@ -164,7 +164,7 @@ static void parse_decimal(const char *s, size_t n, char *digits, size_t cap, str
 
 static void put32(unsigned char *o, long long v)
 {
-	uint32_t u = (uint32_t)(int32_t)(v > 2000000000LL ? 2000000000LL
+	uint32_t u = (uint32_t)(int32_t)(v > 2000000000LL    ? 2000000000LL
 					 : v < -2000000000LL ? -2000000000LL
 							     : v);
 	memcpy(o, &u, 4);
@@ -172,9 +172,9 @@ static void put32(unsigned char *o, long long v)
 
 static uint64_t digest_small(uint64_t mant, long long exp, int neg)
 {
-	uint32_t e = (uint32_t)(int32_t)(exp > 2000000000LL ? 2000000000LL
-					  : exp < -2000000000LL ? -2000000000LL
-								: exp);
+	uint32_t e = (uint32_t)(int32_t)(exp > 2000000000LL    ? 2000000000LL
+					 : exp < -2000000000LL ? -2000000000LL
+							       : exp);
 	return td_pat_mum(mant ^ 0x2d358dccaa6c78a5ULL,
 			  ((uint64_t)e << 1 | (uint64_t)neg) ^ 0x8bb84b93962eacc9ULL);
 }
@@ -213,6 +213,16 @@ size_t td_pat_num_key(const char *s, size_t n, unsigned char *out)
 	return td_pat_num_key_digest(s, n, out, &digest);
 }
 
+size_t td_pat_num_key_dec(const struct td_pat_dec *d, unsigned char *out, uint64_t *digest)
+{
+	out[0] = 1;
+	out[1] = (unsigned char)(d->mant ? d->neg : 0);
+	memcpy(out + 2, &d->mant, 8);
+	put32(out + 10, d->mant ? d->exp : 0);
+	*digest = d->mant ? digest_small(d->mant, d->exp, d->neg) : digest_small(0, 0, 0);
+	return 14;
+}
+
 uint64_t td_pat_num_digest(const unsigned char *key, size_t len)
 {
 	if (len == 14 && key[0] == 1) {
@@ -240,8 +250,8 @@ static double strtod_c(const char *s)
 	return c_locale ? strtod_l(s, NULL, c_locale) : strtod(s, NULL);
 }
 
-static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-				     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+static const double pow10_exact[] = {1e0,  1e1,	 1e2,  1e3,  1e4,  1e5,	 1e6,  1e7,
+				     1e8,  1e9,	 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 				     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 double td_pat_num_double(const char *s, size_t n)
@@ -283,6 +293,18 @@ double td_pat_num_double(const char *s, size_t n)
 		e10 = -100000;
 	snprintf(out + o, sizeof(out) - o, "e%lld", e10);
 	return strtod_c(out);
+}
+
+double td_pat_num_double_dec(const struct td_pat_dec *d, const char *s, size_t n)
+{
+	if (d->ok && d->mant == 0)
+		return 0.0;
+	if (d->ok && d->nd <= 15 && d->exp >= -22 && d->exp <= 22) {
+		double v = (double)d->mant;
+		v = d->exp >= 0 ? v * pow10_exact[d->exp] : v / pow10_exact[-d->exp];
+		return d->neg ? -v : v;
+	}
+	return td_pat_num_double(s, n);
 }
 
 /* ---- UTF-8 and case folding ---- */
@@ -466,6 +488,12 @@ static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
 
 static int in_set(const struct td_pat_bytes *set, size_t nset, const char *s, size_t n)
 {
+	if (nset <= 8) {
+		for (size_t i = 0; i < nset; i++)
+			if (set[i].n == n && td_pat_eq(set[i].s, s, n))
+				return 1;
+		return 0;
+	}
 	size_t lo = 0, hi = nset;
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
@@ -523,8 +551,7 @@ int td_pat_alt_match(const struct td_pat_alt *a, int vtype, const char *s, size_
 		ip = td_pat_double_key(td_pat_num_double(s, n));
 		return ip >= a->lo && ip <= a->hi;
 	case TD_OP_CIDR:
-		return str && td_pat_ip_parse(s, n, &ip) == a->family && ip >= a->lo &&
-		       ip <= a->hi;
+		return str && td_pat_ip_parse(s, n, &ip) == a->family && ip >= a->lo && ip <= a->hi;
 	case TD_OP_EXISTS_TRUE:
 		return 1;
 	case TD_OP_EXISTS_FALSE:

@@ -146,7 +146,7 @@ static void settle(struct submission *sub, enum td_settle_status status, const c
 		   long long retry_after_ms);
 static void dispatch(void *arg);
 
-void td_source_submit(struct td_source *src, struct td_event **events, int n, void *handle)
+int td_source_submit(struct td_source *src, struct td_event **events, int n, void *handle)
 {
 	struct submission *sub = calloc(1, sizeof *sub);
 	struct td_event **copy = malloc((size_t)(n > 0 ? n : 1) * sizeof *copy);
@@ -158,20 +158,57 @@ void td_source_submit(struct td_source *src, struct td_event **events, int n, vo
 			td_event_unref(events[i]);
 		free(sub);
 		free(copy);
-		return;
+		return -TD_ENOMEM;
 	}
 	memcpy(copy, events, (size_t)n * sizeof *copy);
 	sub->src = src;
 	sub->handle = handle;
 	sub->events = copy;
 	sub->n = n;
+	/* Counted now, not in dispatch: a source retired while this waits in the inbox must
+	 * stay alive until it is settled. */
+	atomic_fetch_add(&src->pending, 1);
 	if (td_engine_call(src->router->engine, dispatch, sub) < 0) {
-		td_logs_error(src->scope, "engine stopped: %d events not taken", n);
+		atomic_fetch_sub(&src->pending, 1);
 		for (int i = 0; i < n; i++)
 			td_event_unref(copy[i]);
 		free(copy);
 		free(sub);
+		return -TD_ESTATE;
 	}
+	return 0;
+}
+
+bool td_source_can_publish(const struct td_source *src)
+{
+	return src->ops->publish != NULL;
+}
+
+struct publishing {
+	struct td_source *src;
+	void (*done)(void *arg, bool ok, const char *error);
+	void *arg;
+};
+
+static void publish_done(void *arg, bool ok, const char *error)
+{
+	struct publishing *p = arg;
+	p->src->pending--;
+	p->done(p->arg, ok, error);
+	free(p);
+}
+
+void td_source_publish(struct td_source *src, const char *target, const void *record, size_t len,
+		       void (*done)(void *arg, bool ok, const char *error), void *arg)
+{
+	struct publishing *p = malloc(sizeof *p);
+	if (!p) {
+		done(arg, false, "out of memory");
+		return;
+	}
+	*p = (struct publishing){src, done, arg};
+	src->pending++; /* a retired source lives until its records are out */
+	src->ops->publish(src, target, record, len, publish_done, p);
 }
 
 /* ---- the function side (include/triggerd/function.h) ---- */
@@ -877,7 +914,6 @@ static void dispatch(void *arg)
 	struct td_router *r = src->router;
 	struct match *matches = NULL;
 	size_t n = 0, cap = 0;
-	src->pending++;
 	src->submissions++;
 	src->received += (unsigned long long)sub->n;
 	if (src->stopped || r->intake_stopped) {
@@ -917,6 +953,7 @@ static void dispatch(void *arg)
 	}
 
 	long long now = td_wall_ms();
+	sub->waiting_sync++; /* held while calls start: one may complete inside invoke */
 	for (size_t i = 0; i < n; i++) {
 		struct trigger_rt *t = matches[i].t;
 		struct td_event *ev = sub->events[matches[i].event];
@@ -955,6 +992,7 @@ static void dispatch(void *arg)
 		start_call(c);
 	}
 	free(matches);
+	sub->waiting_sync--;
 	if (sub->waiting_commit) {
 		sub->next_commit = r->commit_wait;
 		r->commit_wait = sub;
@@ -1021,7 +1059,17 @@ out:
 
 /* ---- life cycle ---- */
 
-/* Resolves the triggers of r's current generation against its function instances. */
+static struct td_source *destination_source(void *arg, const char *name)
+{
+	struct td_router *r = arg;
+	for (size_t i = 0; i < r->nsources; i++)
+		if (strcmp(td_source_name(r->sources[i]), name) == 0)
+			return r->sources[i];
+	return NULL;
+}
+
+/* Resolves the triggers of r's current generation against its function and source
+ * instances. */
 static int build_triggers(struct td_router *r, struct trigger_rt **out, size_t *nout)
 {
 	const struct td_config *cfg = r->gen->cfg;
@@ -1035,12 +1083,12 @@ static int build_triggers(struct td_router *r, struct trigger_rt **out, size_t *
 		t->index = i;
 		t->function = find_function(r, t->conf->function);
 		if (t->conf->on_success &&
-		    !(t->on_success = td_destination_create(t->conf->on_success, r->engine, err,
-							    sizeof err)))
+		    !(t->on_success = td_destination_create(t->conf->on_success, r->engine,
+							    destination_source, r, err, sizeof err)))
 			goto fail;
 		if (t->conf->on_failure &&
-		    !(t->on_failure = td_destination_create(t->conf->on_failure, r->engine, err,
-							    sizeof err)))
+		    !(t->on_failure = td_destination_create(t->conf->on_failure, r->engine,
+							    destination_source, r, err, sizeof err)))
 			goto fail;
 		continue;
 	fail:
@@ -1099,15 +1147,16 @@ struct td_router *td_router_create(struct td_engine *engine, struct td_config *c
 			goto fail;
 		r->nfunctions++;
 	}
-	if (build_triggers(r, &r->triggers, &r->ntriggers) < 0)
-		goto fail;
 	for (size_t i = 0; i < cfg->nsources; i++) {
 		if (!(r->sources[i] = source_new(r, r->gen, &cfg->sources[i])))
 			goto fail;
 		r->nsources++;
+	}
+	if (build_triggers(r, &r->triggers, &r->ntriggers) < 0)
+		goto fail;
+	for (size_t i = 0; i < r->nsources; i++)
 		if (source_build_rules(r, r->sources[i]) < 0)
 			goto fail;
-	}
 	for (size_t i = 0; i < r->nfunctions; i++) {
 		long long depth = td_queue_depth(r->queue, td_function_name(r->functions[i]));
 		if (depth > 0)
@@ -1218,16 +1267,18 @@ int td_router_reload(struct td_router *r, struct td_config *cfg)
 	r->gen = gen;
 	r->functions = functions;
 	r->nfunctions = nfunctions;
+	r->sources = sources;
+	r->nsources = nsources;
 	if (build_triggers(r, &r->triggers, &r->ntriggers) < 0) {
 		r->gen = old_gen;
 		r->functions = old_functions;
 		r->nfunctions = old_nfunctions;
+		r->sources = old_sources;
+		r->nsources = old_nsources;
 		r->triggers = old_triggers;
 		r->ntriggers = old_ntriggers;
 		goto fail;
 	}
-	r->sources = sources;
-	r->nsources = nsources;
 	for (size_t i = 0; i < nsources; i++)
 		if (source_build_rules(r, sources[i]) < 0)
 			td_logs_error(sources[i]->scope, "rules could not be rebuilt");

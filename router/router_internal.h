@@ -40,7 +40,7 @@ struct td_source {
 	bool ready;
 	char *reason;
 	bool started, stopped;
-	int pending; /* submissions not yet settled */
+	atomic_int pending; /* submissions and publishes not yet settled; any thread */
 	/* The rules of the current generation for this source. */
 	struct td_pattern_set *set;
 	struct td_matcher *matcher;

@@ -285,9 +285,11 @@ int main(int argc, char **argv)
 			t0 = now();
 			for (size_t i = 0; i < nev; i++) {
 				const unsigned *ids;
-				int n = td_matcher_match(m, ev[i].s, ev[i].n, &ids, err, sizeof(err));
+				int n =
+				    td_matcher_match(m, ev[i].s, ev[i].n, &ids, err, sizeof(err));
 				if (n < 0) {
-					fprintf(stderr, "pattern_bench: event %zu: %s\n", i + 1, err);
+					fprintf(stderr, "pattern_bench: event %zu: %s\n", i + 1,
+						err);
 					return 2;
 				}
 				mm += (uint64_t)n;
@@ -320,7 +322,8 @@ int main(int argc, char **argv)
 			}
 		}
 		printf("%-8s %6lu %12.0f %10" PRIu64 " %8" PRIu64 " %10.1f %016" PRIx64 "  %s\n",
-		       mix, k, median(rates, repeat), matches, matched, compile_ms, digest, verdict);
+		       mix, k, median(rates, repeat), matches, matched, compile_ms, digest,
+		       verdict);
 		fflush(stdout);
 		td_matcher_destroy(m);
 		td_pattern_set_destroy(set);

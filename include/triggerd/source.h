@@ -44,6 +44,11 @@ struct td_source_ops {
 	void (*stop)(struct td_source *src);
 	void (*settle)(struct td_source *src, void *handle, const struct td_settlement *s);
 	void (*destroy)(struct td_source *src);
+	/* Optional: publishes one record to target (a topic or a stream) over the source's
+	 * connection, for mqtt://, redis:// and kafka:// destinations; done(arg, ok, error)
+	 * runs later on the engine thread once the broker took it (or failed). */
+	void (*publish)(struct td_source *src, const char *target, const void *record, size_t len,
+			void (*done)(void *arg, bool ok, const char *error), void *arg);
 };
 
 /* The source kinds, NULL-terminated (router/registry.c). */
@@ -101,13 +106,21 @@ const struct td_global *td_source_global(const struct td_source *src);
 struct td_http_server *td_source_webhook_http(struct td_source *src);
 /*
  * Hands n events to the router. The router takes over the caller's references (and
- * copies the array). settle() is called once for the whole batch, with handle, on the
- * engine thread — never inside this call.
+ * copies the array). Returns 0: settle() will be called once for the whole batch, with
+ * handle, on the engine thread, never inside this call. Or returns -TD_ENOMEM or
+ * -TD_ESTATE (the engine stopped): the events were released and settle() will not be
+ * called; answer the source as busy.
  */
-void td_source_submit(struct td_source *src, struct td_event **events, int n, void *handle);
+int td_source_submit(struct td_source *src, struct td_event **events, int n, void *handle);
 /* Health for /readyz and /v1/sources: ready or not, and why (copied). */
 void td_source_set_ready(struct td_source *src, bool ready, const char *reason);
 /* Counts an HTTP response of a webhook source by status (for /metrics). */
 void td_source_count_response(struct td_source *src, int status);
+
+/* For destinations (engine thread): whether the kind publishes, and a publish that keeps
+ * the instance alive until done() ran. */
+bool td_source_can_publish(const struct td_source *src);
+void td_source_publish(struct td_source *src, const char *target, const void *record, size_t len,
+		       void (*done)(void *arg, bool ok, const char *error), void *arg);
 
 #endif

@@ -7,12 +7,12 @@
  *
  * The server runs in this process on 127.0.0.1 with small limits; each input is sent
  * over a fresh connection, then the write side is shut and everything is read until the
- * server closes. The first byte picks a template the rest is put into (raw bytes, a
- * path, a query, a header, an Authorization value, a body with Content-Length, a chunked
- * body, pipelined requests), so that the fuzzer gets past the request line without a
- * corpus; the templates ask the server to close after answering, to spare the wait
- * for a keep-alive connection. Oracles: the server never hangs, and a well-formed echo
- * request gets its body back exactly (or 413 over the limit).
+ * server closes. The first byte picks a template the rest (repeated as the first byte
+ * says, to reach the limits with short inputs) is put into: raw bytes, a path, a query, a
+ * header, an Authorization value, a body with Content-Length, a chunked body, pipelined
+ * requests; so the fuzzer gets past the request line without a corpus. The templates ask the server
+ * to close after answering, to spare the wait for a keep-alive connection. Oracles: the server
+ * never hangs, and a well-formed echo request gets its body back exactly (or 413 over the limit).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,11 +32,11 @@
 #include "../../router/admin.h"
 #include "../../router/http_server.h"
 
-#define MAX_BODY 4096
+#define MAX_BODY 512
 #define QCAP	 1024
 #define READ_CAP (1u << 20)
 #define HANG_MS	 5000
-#define IDLE_MS	 10
+#define IDLE_MS	 50
 
 static struct td_http_server *server;
 static struct td_admin *admin;
@@ -97,7 +97,7 @@ static void *responder(void *arg)
 static void start(void)
 {
 	struct td_http_limits lim = {.max_body = MAX_BODY,
-				     .max_header = 2048,
+				     .max_header = 1024,
 				     .max_connections = 64,
 				     .request_timeout_ms = 1000};
 	char err[256];
@@ -152,10 +152,11 @@ static bool whole_response(const char *buf, size_t len)
 }
 
 /*
- * Sends req, shuts the write side and reads what the server sends: until it closes, or
- * (one) a whole response came, or (else) nothing more came for a while after some bytes:
- * libmicrohttpd keeps a keep-alive connection that the client half-closed until its
- * timeout. Silence without any byte means a hang.
+ * Sends req, shuts the write side and reads what the server sends, until it closes, or
+ * a whole response came (one: a request known to be complete), or nothing came for a
+ * while (else: libmicrohttpd may wait for its timeout before it closes a connection
+ * that the client half-closed, keep-alive or in the middle of a request). A complete
+ * request that gets no answer in HANG_MS is a hang.
  */
 static size_t exchange(const char *req, size_t len, char *resp, size_t cap, bool one)
 {
@@ -179,11 +180,11 @@ static size_t exchange(const char *req, size_t len, char *resp, size_t cap, bool
 	resp[0] = '\0';
 	for (;;) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		int rc = poll(&p, 1, got && !one ? IDLE_MS : HANG_MS);
-		if (rc == 0 && got)
+		int rc = poll(&p, 1, one ? HANG_MS : IDLE_MS);
+		if (rc == 0 && !one)
 			break;
 		if (rc == 0) {
-			fprintf(stderr, "the server did not answer or close in %d ms\n", HANG_MS);
+			fprintf(stderr, "no answer in %d ms to: %.300s\n", HANG_MS, req);
 			abort();
 		}
 		ssize_t k = recv(fd, resp + got, cap - 1 - got, 0);
@@ -199,14 +200,27 @@ static size_t exchange(const char *req, size_t len, char *resp, size_t cap, bool
 	return got;
 }
 
+/* Every so often: the server still answers from its other thread. */
+static void check_alive(char *resp)
+{
+	static const char req[] = "GET /later/alive HTTP/1.1\r\nHost: f\r\n\r\n";
+	size_t got = exchange(req, sizeof req - 1, resp, READ_CAP, true);
+
+	if (got < 13 || memcmp(resp, "HTTP/1.1 202 ", 13) != 0) {
+		fprintf(stderr, "the server stopped answering: %.200s\n", resp);
+		abort();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char *resp;
-	struct out o = {0};
-	const char *d = (const char *)data + 1;
-	size_t n = size ? size - 1 : 0;
+	static unsigned long runs;
+	struct out o = {0}, rest = {0};
+	const char *d;
+	size_t n;
 	char line[64];
 	int oracle = 0; /* 1: echo of d expected */
 
@@ -216,9 +230,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!resp)
 			abort();
 	}
+	if (++runs % 64 == 0)
+		check_alive(resp);
 	if (size == 0)
 		return 0;
-	switch (data[0] % 9) {
+	/* The first byte: the template (low 4 bits) and how many times the rest is
+	 * repeated (high 4 bits), to reach the body limit with short inputs. */
+	for (int i = 0; i < 1 + (data[0] >> 4) * 8; i++)
+		put(&rest, data + 1, size - 1);
+	d = rest.p ? rest.p : "";
+	n = rest.len;
+	switch ((data[0] & 15) % 9) {
 	case 0:
 		put(&o, d, n);
 		break;
@@ -288,5 +310,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	free(o.p);
+	free(rest.p);
 	return 0;
 }

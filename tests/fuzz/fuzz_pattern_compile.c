@@ -12,9 +12,9 @@
 #include <string.h>
 
 static const char *const events[] = {
-	"{}",
-	"{\"a\":\"x\",\"b\":1,\"c\":{\"d\":[true,null,\"10.0.0.1\",{\"e\":-2.5e3}]}}",
-	"{\"detail\":{\"size\":5,\"state\":\"running\",\"ip\":\"2001:db8::1\"},\"a\":[]}",
+    "{}",
+    "{\"a\":\"x\",\"b\":1,\"c\":{\"d\":[true,null,\"10.0.0.1\",{\"e\":-2.5e3}]}}",
+    "{\"detail\":{\"size\":5,\"state\":\"running\",\"ip\":\"2001:db8::1\"},\"a\":[]}",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -53,48 +53,48 @@ static void put(struct out *o, const char *s)
 static const char *const keys[] = {"a", "b", "c", "d"};
 
 static const char *const alts[] = {
-	"\"x\"",
-	"\"y\"",
-	"\"xy\"",
-	"\"\"",
-	"0",
-	"1",
-	"1.5",
-	"-1",
-	"true",
-	"false",
-	"null",
-	"{\"prefix\":\"x\"}",
-	"{\"prefix\":\"\"}",
-	"{\"suffix\":\"y\"}",
-	"{\"prefix\":{\"equals-ignore-case\":\"X\"}}",
-	"{\"suffix\":{\"equals-ignore-case\":\"Y\"}}",
-	"{\"equals-ignore-case\":\"XY\"}",
-	"{\"wildcard\":\"x*\"}",
-	"{\"wildcard\":\"*y*\"}",
-	"{\"wildcard\":\"\\\\**\"}",
-	"{\"anything-but\":\"x\"}",
-	"{\"anything-but\":[\"x\",\"y\"]}",
-	"{\"anything-but\":1}",
-	"{\"anything-but\":[0,1.5]}",
-	"{\"anything-but\":{\"prefix\":\"x\"}}",
-	"{\"anything-but\":{\"suffix\":\"y\"}}",
-	"{\"anything-but\":{\"equals-ignore-case\":[\"X\"]}}",
-	"{\"anything-but\":{\"wildcard\":\"*y\"}}",
-	"{\"numeric\":[\">\",0]}",
-	"{\"numeric\":[\">=\",0,\"<\",1.5]}",
-	"{\"numeric\":[\"=\",1]}",
-	"{\"numeric\":[\"<=\",-1]}",
-	"{\"exists\":true}",
-	"{\"exists\":false}",
-	"{\"cidr\":\"10.0.0.0/8\"}",
-	"{\"cidr\":\"2001:db8::/32\"}",
+    "\"x\"",
+    "\"y\"",
+    "\"xy\"",
+    "\"\"",
+    "0",
+    "1",
+    "1.5",
+    "-1",
+    "true",
+    "false",
+    "null",
+    "{\"prefix\":\"x\"}",
+    "{\"prefix\":\"\"}",
+    "{\"suffix\":\"y\"}",
+    "{\"prefix\":{\"equals-ignore-case\":\"X\"}}",
+    "{\"suffix\":{\"equals-ignore-case\":\"Y\"}}",
+    "{\"equals-ignore-case\":\"XY\"}",
+    "{\"wildcard\":\"x*\"}",
+    "{\"wildcard\":\"*y*\"}",
+    "{\"wildcard\":\"\\\\**\"}",
+    "{\"anything-but\":\"x\"}",
+    "{\"anything-but\":[\"x\",\"y\"]}",
+    "{\"anything-but\":1}",
+    "{\"anything-but\":[0,1.5]}",
+    "{\"anything-but\":{\"prefix\":\"x\"}}",
+    "{\"anything-but\":{\"suffix\":\"y\"}}",
+    "{\"anything-but\":{\"equals-ignore-case\":[\"X\"]}}",
+    "{\"anything-but\":{\"wildcard\":\"*y\"}}",
+    "{\"numeric\":[\">\",0]}",
+    "{\"numeric\":[\">=\",0,\"<\",1.5]}",
+    "{\"numeric\":[\"=\",1]}",
+    "{\"numeric\":[\"<=\",-1]}",
+    "{\"exists\":true}",
+    "{\"exists\":false}",
+    "{\"cidr\":\"10.0.0.0/8\"}",
+    "{\"cidr\":\"2001:db8::/32\"}",
 };
 
-static const char *const values[] = {
-	"\"x\"", "\"y\"", "\"xy\"", "\"X\"",  "\"*y\"", "\"\"",         "\"10.1.2.3\"",
-	"0",     "1",     "1.5",    "-1",     "1e0",    "-0",           "true",
-	"false", "null",  "\"Xy\"", "\"yx\"", "15e-1",  "\"2001:db8::9\""};
+static const char *const values[] = {"\"x\"", "\"y\"",	      "\"xy\"", "\"X\"", "\"*y\"",
+				     "\"\"",  "\"10.1.2.3\"", "0",	"1",	 "1.5",
+				     "-1",    "1e0",	      "-0",	"true",	 "false",
+				     "null",  "\"Xy\"",	      "\"yx\"", "15e-1", "\"2001:db8::9\""};
 
 static void gen_pattern(struct rd *r, struct out *o, int depth)
 {
@@ -234,14 +234,14 @@ static void check(const char *pat, size_t plen, const char *ev, size_t elen)
 	if (strict >= 0 && plain_numbers(pat, plen) && plain_numbers(ev, elen)) {
 		json_error_t e;
 		json_t *pj = json_loadb(pat, plen, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &e);
-		json_t *ej = json_loadb(ev, elen,
-					JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL |
-						JSON_REJECT_DUPLICATES,
-					&e);
+		json_t *ej = json_loadb(
+		    ev, elen, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES,
+		    &e);
 		if (pj && ej) {
 			int want = tdref_match(pj, ej, 200000);
 			if (want >= 0 && want != strict) {
-				fprintf(stderr, "engine %d reference %d\npattern %.*s\nevent %.*s\n",
+				fprintf(stderr,
+					"engine %d reference %d\npattern %.*s\nevent %.*s\n",
 					strict, want, (int)plen, pat, (int)elen, ev);
 				abort();
 			}

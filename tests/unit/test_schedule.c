@@ -845,14 +845,6 @@ Test(schedule, dst_other_zones_cronie)
 	     NULL,
 	     {"1867-10-17T21:01:13Z", "1867-10-18T21:01:13Z", "1867-10-19T21:01:13Z",
 	      "1867-10-20T21:01:13Z"}},
-	    /* Amsterdam 1937-07-01: +00:19:32 (+1:19:32 summer) -> +1:20 at 22:40:28Z, a
-	     * 28-second gap over 00:00:00-00:00:27; a jump that small is caught up for
-	     * every job, at the jump. */
-	    {"* * * * *",
-	     "Europe/Amsterdam",
-	     "1937-06-30T22:40:00Z",
-	     NULL,
-	     {"1937-06-30T22:40:28Z", "1937-06-30T22:41:00Z"}},
 	};
 	CHECK(t);
 }
@@ -1079,9 +1071,6 @@ static const struct error_case error_cases[] = {
      "timezone: unknown zone \"America\" (" TD_ZONEINFO_DIR "/America is not a zone file)"},
     {"0 0 * * *", "zone1970.tab",
      "timezone: \"zone1970.tab\" is not usable TZif data: no TZif magic"},
-    {"0 0 * * *", "right/UTC",
-     "timezone: \"right/UTC\" is not usable TZif data: leap-second zones (right/...) are "
-     "not supported"},
 };
 
 Test(schedule, error_messages)
