@@ -58,14 +58,15 @@ test: deps
 check: all $(BUILD)/tests/unit_tests
 	$(MAKE) --no-print-directory unit integration
 
+UNIT_JOBS ?= 2
 unit: $(BUILD)/tests/unit_tests
-	$(BUILD)/tests/unit_tests --jobs=2
+	$(BUILD)/tests/unit_tests --jobs=$(UNIT_JOBS)
 
 integration: all
 	TRIGGERD_BUILD=$(abspath $(BUILD)) $(PYTEST) -q tests/integration
 
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" \
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS="-O1 -g" UNIT_JOBS=1 \
 		SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check
 
 $(BUILD)/libtriggerd.a: $(LIB_OBJS)
@@ -106,9 +107,13 @@ fuzz-smoke: fuzz
 		name=$$(basename $$f); corpus=tests/fuzz/corpus/$${name#fuzz_}; \
 		mkdir -p build-fuzz/corpus/$$name; \
 		echo "fuzz-smoke: $$name for $(FUZZ_SECONDS) s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
-			build-fuzz/corpus/$$name $$( [ -d $$corpus ] && echo $$corpus ) 2>&1 | tail -n 2; \
-	done
+		if ! $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			build-fuzz/corpus/$$name $$( [ -d $$corpus ] && echo $$corpus ) \
+			> build-fuzz/$$name.log 2>&1; then \
+			tail -n 40 build-fuzz/$$name.log; echo "fuzz-smoke: $$name FAILED"; exit 1; \
+		fi; \
+		grep -E "^stat::number_of_executed_units" build-fuzz/$$name.log || true; \
+	done; echo "fuzz-smoke: every target ran $(FUZZ_SECONDS) s without a crash"
 
 bench: deps
 	@$(MAKE) --no-print-directory CFLAGS="-O2 -g -march=native" BUILD=build-bench all \

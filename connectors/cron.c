@@ -122,8 +122,9 @@ static const struct td_option cron_options[] = {
      .def = "none",
      .offset = O(catchup),
      .choices = "none|last|all",
-     .desc = "Ticks missed while triggerd was down: none, the most recent once, or all of "
-	     "them (up to catchup_max_age)."},
+     .desc = "Ticks missed while triggerd was down (or found more than 60 s past their "
+	     "time, plus the jitter, after a clock step or a long backlog): none, the most "
+	     "recent once, or all of them (up to catchup_max_age, the newest 1000 at most)."},
     {.type = TD_OPT_DURATION,
      .name = "catchup_max_age",
      .def = "24h",
@@ -726,8 +727,11 @@ static void cron_check(const void *p, const char *file, int line, struct td_diag
 		td_diag_add(diag, file, line, "option 'end': %s", err);
 	if (has_start && has_end && end <= start)
 		td_diag_add(diag, file, line, "option 'end' must be after option 'start'");
+	/* The common URL check first (its wording is shared with other kinds), then the
+	 * lease's own parser: port, database, user information, no TLS. */
 	struct td_cron_redis_url url;
-	if (o->lease && td_cron_redis_url_parse(o->lease, &url, err, sizeof err) < 0)
+	if (o->lease && (td_url_check(o->lease, "redis://|rediss://", err, sizeof err) < 0 ||
+			 td_cron_redis_url_parse(o->lease, &url, err, sizeof err) < 0))
 		td_diag_add(diag, file, line, "option 'lease': %s", err);
 }
 

@@ -31,6 +31,11 @@ struct kafka_opts {
 	long long max_record_age_ms; /* 0: no limit */
 	long long retries;	     /* -1: until success */
 	bool bisect_on_error;
+	long long batches_in_flight;
+	char *on_failure; /* a destination, or NULL */
+	long long backoff_base_ms;
+	long long backoff_cap_ms;
+	long long rebalance_grace_ms;
 };
 
 #define O(field) offsetof(struct kafka_opts, field)
@@ -106,6 +111,46 @@ static const struct td_option kafka_options[] = {
      .offset = O(bisect_on_error),
      .desc = "Split a failing batch in two and retry the halves, to isolate the bad "
 	     "record."},
+    {.type = TD_OPT_INT,
+     .name = "batches_in_flight",
+     .def = "10",
+     .offset = O(batches_in_flight),
+     .min = 1,
+     .max = 1000,
+     .desc = "ordering key or none: most batches of one partition in flight at once (as "
+	     "Lambda's ParallelizationFactor); ordering partition has one."},
+    {.type = TD_OPT_STRING,
+     .name = "on_failure",
+     .offset = O(on_failure),
+     .desc = "Where a record goes when it is given up (retries exhausted, or older than "
+	     "max_record_age), one JSON record per Kafka record, before its offset is "
+	     "committed: kafka://THIS-SOURCE/TOPIC (produced with the record's key and "
+	     "headers), file:/ABSOLUTE/PATH (JSON lines) or http(s)://URL. Default: none "
+	     "(the record is logged as an error and skipped)."},
+    {.type = TD_OPT_DURATION,
+     .name = "backoff.base",
+     .def = "1s",
+     .offset = O(backoff_base_ms),
+     .min = 1,
+     .max = 3600000,
+     .desc = "First delay before a failed batch is retried; doubled each time, with "
+	     "jitter."},
+    {.type = TD_OPT_DURATION,
+     .name = "backoff.cap",
+     .def = "1m",
+     .offset = O(backoff_cap_ms),
+     .min = 1,
+     .max = 3600000,
+     .desc = "Longest delay between retries of a failed batch."},
+    {.type = TD_OPT_DURATION,
+     .name = "rebalance_grace",
+     .def = "10s",
+     .offset = O(rebalance_grace_ms),
+     .min = 0,
+     .max = 300000,
+     .desc = "When partitions are taken away (rebalance), how long their batches in "
+	     "flight may take to finish before they are given up (the next owner then "
+	     "reads them again)."},
     {0},
 };
 

@@ -1090,10 +1090,15 @@ static void on_connect_fail5(void *context, MQTTAsync_failureData5 *response)
 	struct mqtt_rt *rt = context;
 	char why[600], uris[300];
 	uris_text(rt, uris, sizeof uris);
-	if (response && response->reasonCode >= 0x80)
+	/* A CONNACK refusal comes as the reason code, or (paho 1.3) as the code. */
+	int refusal = !response ? 0
+		      : response->reasonCode >= 0x80 ? (int)response->reasonCode
+		      : response->code >= 0x80 && response->code <= 0xff ? response->code
+									 : 0;
+	if (refusal)
 		snprintf(why, sizeof why, "cannot connect to %s: the broker refused the "
 					  "connection: %s",
-			 uris, MQTTReasonCode_toString(response->reasonCode));
+			 uris, MQTTReasonCode_toString((enum MQTTReasonCodes)refusal));
 	else
 		snprintf(why, sizeof why, "cannot connect to %s: %s", uris,
 			 response && response->message

@@ -603,6 +603,14 @@ struct td_event *td_redis_entry_event(const char *source_attr, const char *strea
 		set_err(err, errlen, "out of memory");
 		goto fail;
 	}
+	/* A raw payload that is not JSON says what it is, so that its structured form
+	 * carries text as a string and a function sees the right Content-Type. */
+	enum td_data_kind dk = td_event_data_kind(ev);
+	if ((dk == TD_DATA_TEXT && td_event_set(ev, "datacontenttype", "text/plain; charset=utf-8") < 0) ||
+	    (dk == TD_DATA_BINARY && td_event_set(ev, "datacontenttype", "application/octet-stream") < 0)) {
+		set_err(err, errlen, "out of memory");
+		goto fail;
+	}
 	td_buf_free(&json);
 	return ev;
 fail:

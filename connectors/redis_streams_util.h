@@ -144,7 +144,8 @@ int td_redis_entry_payload(const struct td_redis_entry *e, struct td_buf *out, c
  * type triggerd.redis.entry, subject and extension redisstream = the stream key,
  * redisid = the entry id, redisdeliveries = deliveries (Integer: this delivery's count),
  * time = the id's milliseconds (the time of XADD for ids Redis made), data as
- * td_redis_entry_payload. NULL with a reason in err. The caller owns the event.
+ * td_redis_entry_payload. A raw payload that is not JSON gets datacontenttype
+ * "text/plain; charset=utf-8" (valid UTF-8) or "application/octet-stream". NULL with a reason in err. The caller owns the event.
  */
 struct td_event *td_redis_entry_event(const char *source_attr, const char *stream,
 				      const struct td_redis_entry *e, int deliveries, char *err,

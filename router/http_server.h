@@ -5,9 +5,13 @@
  * meanwhile and resumed by td_http_respond).
  *
  * Limits (each answered without calling a handler, never a crash): a body over
- * max_body is 413, headers over max_header 431, connections over max_connections are
- * refused (503 when it can still answer), a request slower than request_timeout is
- * closed. Error bodies are JSON: {"error": "..."}.
+ * max_body is 413 (with Content-Length at once, closing the connection; a chunked body
+ * is read on and dropped, and its connection closed if it goes on past twice max_body),
+ * headers over max_header 431 (far over it: libmicrohttpd's own 431), connections over
+ * max_connections get 503 and are closed (libmicrohttpd refuses those over twice max_connections),
+ * a connection that stays idle for request_timeout (whole seconds, rounded up; never while its
+ * answer is pending) is closed. No route is 404, a path with %00 400. Error bodies are JSON:
+ * {"error": "..."}; 503s carry Retry-After. HEAD answers go out without their body.
  *
  * Threads: handlers run on the server's threads and must not block; they answer with
  * td_http_respond() at once or later, from any thread, exactly once. Routes may be added
@@ -38,13 +42,13 @@ struct td_http_limits {
 
 struct td_http_request {
 	const char *method;
-	const char *path;  /* decoded, without the query */
-	const char *query; /* raw text after '?', or NULL */
-	const struct td_http_header *headers;
+	const char *path;		      /* decoded, without the query */
+	const char *query;		      /* raw text after '?', or NULL */
+	const struct td_http_header *headers; /* as received, repeated names included */
 	size_t nheaders;
 	const char *body; /* NUL-terminated for convenience; body_len bytes */
 	size_t body_len;
-	const char *remote; /* "127.0.0.1:54321" */
+	const char *remote; /* "127.0.0.1:54321", "[::1]:54321" */
 };
 
 /* Valid until td_http_respond() is called for the exchange. */

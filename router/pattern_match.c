@@ -3,17 +3,21 @@
  * matcher's buffers have grown to the size of the events it sees.
  *
  * The scanner descends only into object keys that the field tree (pattern_compile.c)
- * names. Everything else is skipped by counting brackets 16 or 32 bytes at a time
- * (SSE2/AVX2) outside strings, and strings are skipped by searching for the closing
- * quote the same way. Every leaf value found at a field is looked up at once in that
- * field's indexes (hash of the value, of its prefixes and suffixes of the lengths some
- * pattern uses, of its case-folded form, wildcard literal prefixes, the interval
- * index for numbers and IP addresses); each hit satisfies a slot, and a branch whose
- * enumerable conditions are all satisfied becomes a candidate. After the scan the
- * candidates' remaining conditions (anything-but, exists) are checked against the
- * values kept per field, then array consistency: values inside arrays carry a
- * context (array, element), and a branch only matches when one value per condition
- * can be chosen with no two of them in different elements of one array.
+ * names. A subtree nobody names is skipped 64 bytes at a time: SIMD compares give the
+ * masks of quotes and brackets, the running parity of the quotes says which bytes lie
+ * inside strings, and popcounts of the brackets outside strings find the end. Inside
+ * a visited object the positions of quotes and backslashes of 64 bytes are cached, so
+ * the short keys and string values a block holds cost a few bit operations each.
+ *
+ * Every leaf value found at a field is looked up at once in that field's indexes
+ * (hash of the value, of its prefixes and suffixes of the lengths some pattern uses,
+ * of its case-folded form, wildcard literal prefixes, the interval index for numbers
+ * and IP addresses); each hit satisfies a slot, and a branch whose enumerable
+ * conditions are all satisfied becomes a candidate. After the scan the candidates'
+ * remaining conditions (anything-but, exists) are checked against the values kept per
+ * field, each distinct one once per event, then array consistency: values inside
+ * arrays carry a context (array, element), and a branch only matches when one value
+ * per condition can be chosen with no two of them in different elements of one array.
  *
  * Validation: visited parts are checked as strict RFC 8259 JSON (including UTF-8 in
  * strings and escapes); skipped parts only for balanced brackets and terminated
@@ -45,6 +49,9 @@ typedef uint32_t vmask_t;
 #define VLT20(v)  ((uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi8(_mm256_set1_epi8(0x20), (v))))
 #elif defined(__SSE2__)
 #include <emmintrin.h>
+#if defined(__PCLMUL__)
+#include <wmmintrin.h>
+#endif
 #define VLEN	  16
 typedef __m128i vec_t;
 typedef uint32_t vmask_t;
@@ -124,8 +131,6 @@ struct td_matcher {
 	uint32_t npresent, cap_present;
 	uint32_t *res;
 	uint32_t nres, cap_res;
-	uint32_t *res2; /* sorting space */
-	uint32_t cap_res2;
 	unsigned *ids;
 	uint32_t cap_ids;
 	char *scratch; /* decoded strings: never more bytes than the event */
@@ -250,7 +255,6 @@ void td_matcher_destroy(struct td_matcher *m)
 	free(m->cands);
 	free(m->present);
 	free(m->res);
-	free(m->res2);
 	free(m->ids);
 	free(m->scratch);
 	free(m->tmp);
@@ -325,6 +329,47 @@ static inline const char *find_quote(const char *p, const char *end)
 	return end;
 }
 
+/*
+ * Quote and backslash positions of 64 bytes, cached while an object's keys and values
+ * are walked: one classification serves the several short strings a block holds.
+ */
+struct cursor {
+	const char *base; /* the masks describe [base, base + 64); NULL: nothing cached */
+	uint64_t q, bs, ch;
+};
+
+/*
+ * The first byte at or after x that is '"' or '\\' (or, with special, also a control
+ * character or a non-ASCII byte), or end.
+ */
+static inline const char *cur_next(struct cursor *c, const char *x, const char *end, int special)
+{
+#ifdef VLEN
+	for (;;) {
+		if (c->base && x >= c->base && x < c->base + 64) {
+			uint64_t mk = c->q | c->bs | (special ? c->ch : 0);
+			mk &= ~(uint64_t)0 << (x - c->base);
+			if (mk)
+				return c->base + __builtin_ctzll(mk);
+			x = c->base + 64;
+		}
+		if (end - x < 64)
+			return special ? find_special(x, end) : find_quote(x, end);
+		c->base = x;
+		c->q = c->bs = c->ch = 0;
+		for (int i = 0; i < 64; i += VLEN) {
+			vec_t v = VLOAD(x + i);
+			c->q |= (uint64_t)VEQ(v, '"') << i;
+			c->bs |= (uint64_t)VEQ(v, '\\') << i;
+			c->ch |= (uint64_t)VLT20(v) << i;
+		}
+	}
+#else
+	(void)c;
+	return special ? find_special(x, end) : find_quote(x, end);
+#endif
+}
+
 /* Skips a string body without validating it (p after the opening quote). */
 static const char *skip_string(const char *p, const char *end)
 {
@@ -358,6 +403,11 @@ static inline void classify64(const char *p, uint64_t *q, uint64_t *bs, uint64_t
 /* Bit i of the result is the parity of bits 0..i of x. */
 static inline uint64_t prefix_xor(uint64_t x)
 {
+#if defined(__PCLMUL__)
+	/* carry-less multiplication by all ones is exactly that */
+	__m128i r = _mm_clmulepi64_si128(_mm_set_epi64x(0, (long long)x), _mm_set1_epi8(-1), 0);
+	return (uint64_t)_mm_cvtsi128_si64(r);
+#else
 	x ^= x << 1;
 	x ^= x << 2;
 	x ^= x << 4;
@@ -365,6 +415,7 @@ static inline uint64_t prefix_xor(uint64_t x)
 	x ^= x << 16;
 	x ^= x << 32;
 	return x;
+#endif
 }
 #endif
 
@@ -395,7 +446,8 @@ static const char *skip_bytes(const char *p, const char *stop, size_t *depth, in
 static inline const char *block_brackets(const char *blk, uint64_t q, uint64_t op, uint64_t cl,
 					 size_t *depth, int *in_str)
 {
-	uint64_t inside = prefix_xor(q) ^ (*in_str ? ~(uint64_t)0 : 0);
+	uint64_t carry = *in_str ? ~(uint64_t)0 : 0;
+	uint64_t inside = q ? prefix_xor(q) ^ carry : carry;
 	*in_str = (int)(inside >> 63);
 	op &= ~inside;
 	cl &= ~inside;
@@ -1026,6 +1078,7 @@ static const char *scan_object(struct td_matcher *m, const char *p, uint32_t nod
 	const char *end = m->end;
 	const struct td_pat_node *nd =
 	    node != TD_PAT_NONE && m->set->nodes[node].nchild ? &m->set->nodes[node] : NULL;
+	struct cursor cur = {NULL, 0, 0, 0};
 	p = skip_ws(p, end);
 	if (p < end && *p == '}')
 		return p + 1;
@@ -1034,9 +1087,17 @@ static const char *scan_object(struct td_matcher *m, const char *p, uint32_t nod
 			return fail(m, p, "expected a string key");
 		const char *k;
 		size_t kn;
-		p = scan_string(m, p + 1, &k, &kn, nd != NULL);
-		if (!p)
-			return NULL;
+		const char *kq = cur_next(&cur, p + 1, end, 1);
+		if (kq < end && *kq == '"') {
+			/* plain ASCII without escapes: the bytes are the key */
+			k = p + 1;
+			kn = (size_t)(kq - k);
+			p = kq + 1;
+		} else {
+			p = scan_string_slow(m, p + 1, kq, &k, &kn, nd != NULL);
+			if (!p)
+				return NULL;
+		}
 		p = skip_ws(p, end);
 		if (p >= end || *p != ':')
 			return fail(m, p, "expected ':' after a key");
@@ -1045,7 +1106,9 @@ static const char *scan_object(struct td_matcher *m, const char *p, uint32_t nod
 		if (child != TD_PAT_NONE)
 			p = scan_value(m, p, child, ctx, depth + 1);
 		else if (p < end && *p == '"' && !m->strict) {
-			p = skip_string(p + 1, end); /* the common case, inline */
+			/* the common case: a string nobody asked for */
+			const char *vq = cur_next(&cur, p + 1, end, 0);
+			p = vq < end && *vq == '"' ? vq + 1 : skip_string(vq, end);
 			if (!p)
 				return fail(m, end, "unterminated string");
 		} else {
@@ -1403,19 +1466,34 @@ static void reset_stamps(struct td_matcher *m)
 	m->gen = 1;
 }
 
-static void sort_u32(uint32_t *a, uint32_t n, uint32_t *tmp)
+static void sift_down(uint32_t *a, uint32_t i, uint32_t n)
 {
-	if (n > 64) {
-		/* least significant digit first, 11 bits at a time */
-		for (int shift = 0; shift < 33; shift += 11) {
-			uint32_t count[2049] = {0};
-			for (uint32_t i = 0; i < n; i++)
-				count[((a[i] >> shift) & 2047) + 1]++;
-			for (int d = 0; d < 2048; d++)
-				count[d + 1] += count[d];
-			for (uint32_t i = 0; i < n; i++)
-				tmp[count[(a[i] >> shift) & 2047]++] = a[i];
-			memcpy(a, tmp, n * sizeof(*a));
+	uint32_t v = a[i];
+	for (;;) {
+		uint32_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && a[c + 1] > a[c])
+			c++;
+		if (a[c] <= v)
+			break;
+		a[i] = a[c];
+		i = c;
+	}
+	a[i] = v;
+}
+
+/* Ascending: insertion sort for the usual handful, heapsort beyond. */
+static void sort_u32(uint32_t *a, uint32_t n)
+{
+	if (n > 48) {
+		for (uint32_t i = n / 2; i-- > 0;)
+			sift_down(a, i, n);
+		for (uint32_t k = n - 1; k > 0; k--) {
+			uint32_t t = a[0];
+			a[0] = a[k];
+			a[k] = t;
+			sift_down(a, 0, k);
 		}
 		return;
 	}
@@ -1516,13 +1594,12 @@ int td_matcher_match(struct td_matcher *m, const char *event, size_t len, const 
 			PUSH(m, res, nres, cap_res, r);
 		}
 	}
-	if (m->oom || grow((void **)&m->ids, &m->cap_ids, m->nres + 1, sizeof(*m->ids)) < 0 ||
-	    grow((void **)&m->res2, &m->cap_res2, m->nres + 1, sizeof(*m->res2)) < 0) {
+	if (m->oom || grow((void **)&m->ids, &m->cap_ids, m->nres + 1, sizeof(*m->ids)) < 0) {
 		if (err && errlen)
 			snprintf(err, errlen, "event: out of memory");
 		return -TD_ENOMEM;
 	}
-	sort_u32(m->res, m->nres, m->res2);
+	sort_u32(m->res, m->nres);
 	for (uint32_t i = 0; i < m->nres; i++)
 		m->ids[i] = set->rule_ids[m->res[i]];
 	*ids = m->ids;

@@ -5,6 +5,7 @@ functions served by this process on loopback, and servers such as mosquitto and
 redis-server started on free loopback ports. Every process a fixture starts is
 stopped by its PID when the test ends.
 """
+import http
 import http.server
 import json
 import os
@@ -88,12 +89,13 @@ class FunctionServer:
                 with server.lock:
                     server.requests.append(req)
                 status, headers, out = server.respond(req)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
+                # One write for the whole answer: a separate write for the body would wait
+                # for the client's delayed ACK (Nagle) on a kept-alive connection.
+                head = [f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase if status in http.HTTPStatus._value2member_map_ else 'Status'}"]
+                head += [f"{k}: {v}" for k, v in headers.items()]
+                head.append(f"Content-Length: {len(out)}")
+                self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode() + out)
+                self.wfile.flush()
 
             do_PUT = do_POST
 

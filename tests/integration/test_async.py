@@ -149,3 +149,45 @@ triggers = ( {{ name = "t"; sources = ["in"]; function = "fn"; invocation = "syn
     th.join(10)
     assert result["r"][0] == 200 and result["r"][2] == b"late"
     assert t.proc.wait(10) == 0
+
+
+def test_full_queue_answers_503_with_retry_after_and_loses_nothing(triggerd, function_server,
+                                                                   tmp_path):
+    gate = threading.Event()
+    fn = function_server(lambda req: (gate.wait(30), (200, {}, b"ok"))[1])
+    t = triggerd(f"""
+sources = ( {{ name = "in"; kind = "webhook"; path = "/in"; }} );
+functions = ( {{ name = "fn"; kind = "http"; url = "{fn.url}"; concurrency = 1;
+                queue_max = 5; }} );
+triggers = ( {{ name = "t"; sources = ["in"]; function = "fn"; invocation = "async"; }} );
+""")
+    answers = [http_request("POST", t.webhook + "/in", "{}") for _ in range(12)]
+    accepted = [json.loads(b)["ids"][0] for s, _, b in answers if s == 202]
+    refused = [(s, h) for s, h, _ in answers if s != 202]
+    assert len(accepted) == 5
+    assert refused and all(s == 503 and int(h["Retry-After"]) >= 1 for s, h in refused)
+    gate.set()
+    fn.wait_count(5)
+    assert sorted(r["headers"]["ce-id"] for r in fn.requests) == sorted(accepted)
+
+
+def test_sync_over_the_concurrency_limit_is_503(triggerd, function_server):
+    gate = threading.Event()
+    fn = function_server(lambda req: (gate.wait(30), (200, {}, b"ok"))[1])
+    t = triggerd(f"""
+sources = ( {{ name = "in"; kind = "webhook"; path = "/in"; }} );
+functions = ( {{ name = "fn"; kind = "http"; url = "{fn.url}"; concurrency = 2; }} );
+triggers = ( {{ name = "t"; sources = ["in"]; function = "fn"; invocation = "sync"; }} );
+""")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        http_request("POST", t.webhook + "/in", "{}")[0])) for _ in range(2)]
+    for th in threads:
+        th.start()
+    fn.wait_count(2)
+    status, headers, _ = http_request("POST", t.webhook + "/in", "{}")
+    assert status == 503 and "Retry-After" in headers
+    gate.set()
+    for th in threads:
+        th.join(10)
+    assert results == [200, 200]

@@ -812,6 +812,67 @@ Test(pattern, invalid_events)
 	td_pattern_set_destroy(set);
 }
 
+/* The 64-byte block paths of the scanner, with every alignment of the tricky bytes. */
+Test(pattern, long_events_at_every_alignment)
+{
+	struct td_pattern_set *set = td_pattern_set_create();
+	const char *pat = "{\"a\":[\"x\"],\"o\":{\"k\":[\"v\"]}}";
+	cr_assert_eq(td_pattern_set_add(set, 1, pat, strlen(pat), NULL, 0), 0);
+	cr_assert_eq(td_pattern_set_compile(set), 0);
+	struct td_matcher *m = td_matcher_create(set);
+	/* strings full of brackets, quotes and backslashes, in skipped and visited parts */
+	static const char *const tricky[] = {
+	    "\"]}\\\"[{\"",
+	    "\"\\\\\"",
+	    "\"\\u005d\\\\\\\"}\"",
+	    "[\"}\",{\"q\":\"]\\\"\"},[[]],\"\\\\\"]",
+	    "{\"\\\"\":{\"]\":\"[\"}}",
+	    "-1.5e3",
+	    "\"\xc3\xa9\xe2\x82\xac\"",
+	};
+	char *ev = malloc(4096);
+	for (size_t t = 0; t < sizeof(tricky) / sizeof(tricky[0]); t++) {
+		for (int pad = 0; pad < 140; pad++) {
+			for (int variant = 0; variant < 3; variant++) {
+				int n = 0;
+				n += sprintf(ev + n, "{\"z\":[");
+				for (int i = 0; i < pad; i++) {
+					if (i % 3 == 0) {
+						ev[n++] = (char)('0' + i % 10);
+						ev[n++] = ',';
+					} else {
+						ev[n++] = ' ';
+					}
+				}
+				n += sprintf(ev + n, "%s,%s],", tricky[t], tricky[t]);
+				/* a visited object with many keys, padded likewise */
+				n += sprintf(
+				    ev + n, "\"o\":{\"p%d\":\"%.*s\",\"q\":%s,", pad, pad % 40,
+				    "................................................", tricky[t]);
+				n += sprintf(ev + n, "\"k\":\"%s\"},\"a\":\"x\",\"y\":%s}",
+					     variant == 1 ? "w" : "v", tricky[t]);
+				if (variant == 2)
+					ev[n - 1] = ' '; /* drop the closing brace */
+				for (int strict = 0; strict < 2; strict++) {
+					const unsigned *ids;
+					char err[256];
+					td_matcher_set_strict(m, strict);
+					int got = td_matcher_match(m, ev, (size_t)n, &ids, err,
+								   sizeof(err));
+					int want = variant == 0 ? 1 : variant == 1 ? 0 : -TD_EINVAL;
+					cr_expect_eq(
+					    got, want,
+					    "tricky %zu pad %d variant %d strict %d: %d %s\n%s", t,
+					    pad, variant, strict, got, got < 0 ? err : "", ev);
+				}
+			}
+		}
+	}
+	free(ev);
+	td_matcher_destroy(m);
+	td_pattern_set_destroy(set);
+}
+
 /* ---------------------------------------------------------------------------------- */
 /* sets */
 
