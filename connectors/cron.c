@@ -159,6 +159,8 @@ int td_cron_window_next(const struct td_schedule *s, const struct td_cron_window
 	return 0;
 }
 
+#define PLAN_FIRST_SPAN_S 1024 /* the first span of a catch-up walk, in seconds */
+
 /* Reverses a[i..j). */
 static void reverse(long long *a, size_t i, size_t j)
 {
@@ -194,18 +196,32 @@ int td_cron_plan_catchup(const struct td_schedule *s, const struct td_cron_windo
 		from = oldest - 1;
 		plan->aged = true;
 	}
-	/* Walk the range once, keeping the newest `keep` instants in a ring. */
+	/*
+	 * Only the newest `keep` instants are wanted: walk (upto - span, upto] with a span
+	 * that doubles until it holds `keep` instants or reaches back to `from`, so a
+	 * dense schedule (every second for 30 days) costs about 2 x keep steps, not a walk
+	 * of the whole range. Each walk keeps the newest `keep` instants in a ring.
+	 */
 	long long found = 0;
-	for (long long t = from;;) {
-		long long n;
-		int rc = td_cron_window_next(s, w, t, &n);
-		if (rc == -TD_ENOTFOUND || (rc == 0 && n > upto))
+	for (long long span = PLAN_FIRST_SPAN_S;; span *= 2) {
+		bool whole = span >= upto - from;
+		long long lo = whole ? from : upto - span;
+		found = 0;
+		for (long long t = lo;;) {
+			long long n;
+			int rc = td_cron_window_next(s, w, t, &n);
+			if (rc == -TD_ENOTFOUND || (rc == 0 && n > upto))
+				break;
+			if (rc < 0)
+				return rc;
+			out[(size_t)(found % (long long)keep)] = n;
+			found++;
+			t = n;
+		}
+		if (whole || found >= (long long)keep) {
+			plan->partial = !whole;
 			break;
-		if (rc < 0)
-			return rc;
-		out[(size_t)(found % (long long)keep)] = n;
-		found++;
-		t = n;
+		}
 	}
 	plan->found = found;
 	size_t n = found < (long long)keep ? (size_t)found : keep;
@@ -997,14 +1013,14 @@ static void log_plan(struct cron_ctx *c, const struct td_cron_plan *p)
 	}
 	td_duration_format(c->o->catchup_max_age_ms, age, sizeof age);
 	td_logs_info(c->scope,
-		     "catch-up: %lld missed ticks after %s up to %s%s%s%s; firing %lld (catchup = "
-		     "%s)",
-		     p->found, from, to, p->aged ? " (ticks older than catchup_max_age " : "",
-		     p->aged ? age : "", p->aged ? " are not counted)" : "", p->planned,
-		     policy[c->o->catchup]);
-	if (c->o->catchup == TD_CRON_CATCHUP_ALL && p->found > p->planned)
-		td_logs_warn(c->scope, "catch-up fires the newest %lld of %lld missed ticks only",
-			     p->planned, p->found);
+		     "catch-up: %s%lld missed ticks after %s up to %s%s%s%s; firing %lld (catchup "
+		     "= %s)",
+		     p->partial ? "more than " : "", p->found, from, to,
+		     p->aged ? " (ticks older than catchup_max_age " : "", p->aged ? age : "",
+		     p->aged ? " are not counted)" : "", p->planned, policy[c->o->catchup]);
+	if (c->o->catchup == TD_CRON_CATCHUP_ALL && (p->partial || p->found > p->planned))
+		td_logs_warn(c->scope, "catch-up fires the newest %lld of %s%lld missed ticks only",
+			     p->planned, p->partial ? "more than " : "", p->found);
 }
 
 static void *cron_thread(void *arg)

@@ -59,6 +59,8 @@ struct td_cron_plan {
 	long long upto;
 	long long found;   /* missed instants in the range not older than the maximum age;
 			      -1 when not counted (catchup none) */
+	bool partial;	   /* only the newest part of the range was walked: there are more
+			      missed instants than `found` (all of them older) */
 	long long planned; /* of them, to be fired */
 	bool aged;	   /* the range reached back past the maximum age */
 };
@@ -68,7 +70,9 @@ struct td_cron_plan {
  * with LAST the most recent one; with ALL every one, at most `cap` (the newest). Only
  * instants at or after now - max_age_s count. Writes the kept instants to out, oldest
  * first, and returns how many, or a negative TD_E* code. plan may be NULL.
- * Cost: one td_schedule_next() per missed instant in the age window.
+ * Cost: the range is walked backwards in doubling spans (from 1024 s) until a span
+ * holds what is kept, so about 2 x max(cap, the instants of 1024 s) calls of
+ * td_schedule_next() when many were missed; the whole age window when few were.
  */
 int td_cron_plan_catchup(const struct td_schedule *s, const struct td_cron_window *w, int catchup,
 			 long long max_age_s, long long after, long long upto, long long now,

@@ -1,20 +1,69 @@
 /*
- * The Kafka source (librdkafka): a member of a consumer group that hands records to the
- * router in batches and commits an offset only when every record before it is settled.
- * Ordering decides what may run in parallel: one batch per partition (partition), one
- * per record key (key), or anything (none).
+ * The Kafka source (librdkafka's high-level consumer): a member of a consumer group that
+ * hands records to the router in batches and stores an offset only when every record
+ * before it is settled. At least once with out-of-order completion.
  *
- * This file holds the options of the kind and their checks. librdkafka's own properties
- * (SASL, TLS, timeouts) pass through option rdkafka as a list of "name=value" strings,
- * with librdkafka's exact names (libconfig setting names cannot hold dots); the
- * properties triggerd sets itself are refused there.
+ * This file holds the options of the kind and their checks, then the runtime. The pure
+ * parts live beside it: kafka_event.c (records as CloudEvents, batch events, the AWS
+ * shape, dead letters), kafka_sched.c (ordering and batching per partition) and
+ * kafka_offsets.c (which offsets are settled; the commit position).
+ *
+ * Threads. librdkafka keeps its own threads. One consumer thread per source polls the
+ * consumer, turns records into events (the costly part, off the engine) and hands them
+ * to the engine in chunks (td_engine_call), each record tagged with its partition
+ * object. Everything else runs on the engine thread: the per-partition schedulers,
+ * submissions and settlements, retries, bisection, dead letters, offset stores
+ * (rd_kafka_offsets_store) and pause/resume, all of which librdkafka allows from any
+ * thread. Rebalance callbacks run on the consumer thread: an assignment hands new
+ * partition objects to the engine; a revocation asks the engine to finish or give up the
+ * partitions' work and waits for its answer (at most rebalance_grace, and never once the
+ * source stops), then commits and unassigns. Producing (kafka:// destinations, dead
+ * letters) uses a second, lazily made producer handle with its own poll thread, whose
+ * delivery reports come back through td_engine_call.
+ *
+ * Offsets. enable.auto.offset.store is off and auto commit is on: the engine stores
+ * position = first unsettled offset per partition (kafka_offsets.h) whenever it moves,
+ * librdkafka commits stored offsets every auto.commit.interval.ms, and revocation and
+ * shutdown commit synchronously. A record that fails is retried (retries, backoff.*),
+ * split when bisect_on_error is set, and given up only through on_failure (whose
+ * delivery is awaited) or with an error in the log: never skipped silently.
+ *
+ * Backpressure. A busy settlement (queue full, concurrency reached) pauses the
+ * partition in librdkafka and retries the batch after the router's retry_after (at most
+ * 1 s, and at once when another batch of the source was taken); a partition with too
+ * many records waiting is paused too, and resumed when they drain.
+ *
+ * Life cycle. stop() stops intake and joins the consumer thread but leaves the consumer
+ * in the group, so that settlements arriving during the shutdown grace still store their
+ * offsets; destroy() commits and closes it on a closer thread (bounded wait). Everything
+ * queued to the engine holds a reference to a small shared block (struct kafka_rt) whose
+ * ctx pointer is cleared at destroy, so late arrivals are dropped safely.
  */
 #include <triggerd/source.h>
 
 #include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
 #include <regex.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include <triggerd/engine.h>
+#include <triggerd/errors.h>
+#include <triggerd/event.h>
+#include <triggerd/function.h>
+#include <triggerd/log.h>
+
+#include "../router/destination.h"
+#include "../router/retry.h"
+#include "kafka_event.h"
+#include "kafka_sched.h"
 
 enum kafka_start { START_LATEST, START_EARLIEST };
 enum kafka_ordering { ORDER_PARTITION, ORDER_KEY, ORDER_NONE };
@@ -75,7 +124,8 @@ static const struct td_option kafka_options[] = {
      .offset = O(batch_size),
      .min = 1,
      .max = 10000,
-     .desc = "Most records per invocation (the function gets them as one batch)."},
+     .desc = "Most records per invocation. Above 1 the function gets one event of type "
+	     "triggerd.kafka.batch whose data is the array of the record events."},
     {.type = TD_OPT_DURATION,
      .name = "batch_window",
      .def = "0s",
@@ -96,15 +146,17 @@ static const struct td_option kafka_options[] = {
      .offset = O(max_record_age_ms),
      .min = 0,
      .max = 604800000,
-     .desc = "Records older than this are skipped (sent to on_failure); 0s: no limit."},
+     .desc = "Records older than this (by their timestamp) are not invoked but given up "
+	     "to on_failure; 0s: no limit."},
     {.type = TD_OPT_INT,
      .name = "retries",
      .def = "-1",
      .offset = O(retries),
      .min = -1,
      .max = 10000,
-     .desc = "Retries of a failed batch of a sync trigger before it is skipped; -1: until "
-	     "it succeeds (the partition waits)."},
+     .desc = "Retries of a failed batch (a sync trigger's function failed) before its "
+	     "records are given up to on_failure; -1: until it succeeds (the partition "
+	     "waits)."},
     {.type = TD_OPT_BOOL,
      .name = "bisect_on_error",
      .def = "false",
@@ -162,11 +214,16 @@ static const char *const managed[][2] = {
     {"auto.offset.reset", "start"},
     {"enable.auto.commit", NULL},
     {"enable.auto.offset.store", NULL},
+    {"enable.partition.eof", NULL},
 };
 
-/* Messages name only what is before '=': the value may be a secret. */
-static void check_property(const char *prop, size_t index, const char *file, int line,
-			   struct td_diag *diag)
+/*
+ * Checks one "name=value" property: its form, that triggerd does not manage it, and that
+ * librdkafka accepts it (on scratch). Messages name only what is before '=': the value
+ * may be a secret, so librdkafka's own message is shown only when it does not quote it.
+ */
+static void check_property(const char *prop, size_t index, rd_kafka_conf_t *scratch,
+			   const char *file, int line, struct td_diag *diag)
 {
 	const char *eq = strchr(prop, '=');
 	size_t n = eq ? (size_t)(eq - prop) : 0;
@@ -199,17 +256,58 @@ static void check_property(const char *prop, size_t index, const char *file, int
 			return;
 		}
 	}
+	if (!scratch)
+		return;
+	char name[129], errstr[512];
+	memcpy(name, prop, n);
+	name[n] = '\0';
+	if (rd_kafka_conf_set(scratch, name, eq + 1, errstr, sizeof errstr) == RD_KAFKA_CONF_OK)
+		return;
+	if (eq[1] && strstr(errstr, eq + 1))
+		td_diag_add(diag, file, line,
+			    "option 'rdkafka': librdkafka refuses the value of property %s", name);
+	else
+		td_diag_add(diag, file, line, "option 'rdkafka': %s: %s", name, errstr);
 }
 
 static bool valid_topic_name(const char *t)
 {
-	size_t n = strlen(t);
-	if (n == 0 || n > 249 || strcmp(t, ".") == 0 || strcmp(t, "..") == 0)
-		return false;
-	for (; *t; t++)
-		if (!isalnum((unsigned char)*t) && *t != '.' && *t != '_' && *t != '-')
-			return false;
-	return true;
+	return td_kafka_topic_check(t, NULL, 0) == 0;
+}
+
+/* on_failure: kafka://SOURCE/TOPIC, file:/ABSOLUTE, http(s)://URL. */
+static void check_destination(const char *d, const char *file, int line, struct td_diag *diag)
+{
+	char err[256];
+	if (strncmp(d, "kafka://", 8) == 0) {
+		const char *rest = d + 8, *slash = strchr(rest, '/');
+		if (!slash || slash == rest)
+			td_diag_add(diag, file, line,
+				    "option 'on_failure': write kafka://SOURCE/TOPIC (SOURCE: the "
+				    "name of this source)");
+		else if (td_kafka_topic_check(slash + 1, err, sizeof err) < 0)
+			td_diag_add(diag, file, line, "option 'on_failure': %s", err);
+		return;
+	}
+	if (strncmp(d, "file:", 5) == 0) {
+		const char *path = d + 5;
+		if (strncmp(path, "//", 2) == 0)
+			path += 2;
+		if (path[0] != '/')
+			td_diag_add(diag, file, line,
+				    "option 'on_failure': \"%.200s\": file paths must be absolute here",
+				    d);
+		return;
+	}
+	if (strncmp(d, "http://", 7) == 0 || strncmp(d, "https://", 8) == 0) {
+		if (td_url_check(d, "http://|https://", err, sizeof err) < 0)
+			td_diag_add(diag, file, line, "option 'on_failure': %s", err);
+		return;
+	}
+	td_diag_add(diag, file, line,
+		    "option 'on_failure': \"%.200s\" is not a destination (kafka://SOURCE/TOPIC, "
+		    "file:/PATH or http(s)://URL)",
+		    d);
 }
 
 static void kafka_check(const void *p, const char *file, int line, struct td_diag *diag)
@@ -239,8 +337,1963 @@ static void kafka_check(const void *p, const char *file, int line, struct td_dia
 				    t);
 		}
 	}
+	rd_kafka_conf_t *scratch = rd_kafka_conf_new();
 	for (size_t i = 0; i < o->rdkafka.n; i++)
-		check_property(o->rdkafka.v[i], i, file, line, diag);
+		check_property(o->rdkafka.v[i], i, scratch, file, line, diag);
+	if (scratch)
+		rd_kafka_conf_destroy(scratch);
+	if (o->on_failure)
+		check_destination(o->on_failure, file, line, diag);
+	if (o->backoff_cap_ms < o->backoff_base_ms)
+		td_diag_add(diag, file, line,
+			    "option 'backoff.cap' must not be below option 'backoff.base'");
+}
+
+/* ---- runtime: shared state ------------------------------------------------------- */
+
+#define CHUNK_MAX	    512	  /* records per hand-over to the engine */
+#define BUFFER_MIN	    1000  /* records waiting per partition before it is paused */
+#define BUSY_RETRY_MAX_MS   1000  /* a busy batch is offered again at least this often */
+#define PROBE_INTERVAL_MS   2000  /* metadata probes while not ready */
+#define PROBE_TIMEOUT_MS    1500
+#define CLOSE_WAIT_MS	    10000 /* destroy waits this long for the consumer to close */
+#define PRODUCER_FLUSH_MS   3000
+#define DLQ_BACKOFF_BASE_MS 500
+#define DLQ_BACKOFF_CAP_MS  30000
+
+enum batch_state {
+	B_NEW,
+	B_SUBMITTED,  /* handed to the router, waiting for its settle */
+	B_RETRY_WAIT, /* failed: retried when its timer fires */
+	B_BUSY_WAIT,  /* not taken: offered again when its timer fires */
+	B_DEFERRED,   /* the second half of a split, waiting for the first */
+	B_DLQ,	      /* only waiting for dead letters on their way */
+};
+
+enum dlq_kind { DLQ_NONE, DLQ_KAFKA, DLQ_DEST };
+
+struct kafka_ctx;
+
+/*
+ * Shared by the engine thread, the consumer thread, librdkafka's threads and everything
+ * queued to the engine; reference-counted. ctx is read and cleared on the engine thread
+ * only (the consumer thread reads it while it runs, before destroy); the rest under lock.
+ */
+struct kafka_rt {
+	atomic_int refs;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_mutex_t log_lock; /* the rate limits below */
+	struct td_log_ratelimit rl_log, rl_error;
+	bool stopping, closing, closed;
+	struct kafka_ctx *ctx;
+	struct td_source *src; /* NULL once destroyed */
+	struct td_engine *engine;
+	rd_kafka_t *rk; /* the consumer */
+	char scope[96];
+	char bootstrap[256]; /* for messages */
+	/* health */
+	bool joined;
+	char brokers_err[512], topics_err[512], fatal_err[512];
+	bool probe_now;
+};
+
+/* One partition of the current assignment (or one being given up). */
+struct kpart {
+	struct kpart *next;  /* ctx->parts (engine thread) */
+	struct kpart *cnext; /* the consumer thread's list */
+	struct kafka_ctx *ctx;
+	char *topic;
+	int partition;
+	rd_kafka_topic_partition_list_t *one; /* this partition, for store/pause/resume */
+	struct td_kafka_sched sched;
+	struct revoke_op *revoke;
+	bool revoking, dead, paused, busy, touched, pumping, repump;
+	struct td_timer *window_timer;
+	long long window_at;
+	int submitted;	  /* batches the router has not settled yet */
+	int dlq_inflight; /* dead letters on their way */
+	size_t buffer_max;
+	struct kpart *tnext; /* touched list of one chunk */
+};
+
+/* What a record carries (the scheduler's item). */
+struct kitem {
+	struct td_event *ev; /* NULL when it could not be built */
+	char *json;	     /* its structured JSON (batch_size > 1), or NULL */
+	size_t json_len;
+	long long ts_ms; /* the record's timestamp, -1: none */
+};
+
+struct chunk_item {
+	struct kpart *p;
+	struct td_kafka_rec *r;
+};
+
+struct chunk {
+	struct kafka_rt *rt;
+	size_t n;
+	struct chunk_item items[CHUNK_MAX];
+};
+
+struct waiter {
+	int refs; /* under rt->lock */
+	bool done;
+};
+
+struct assign_op {
+	struct kafka_rt *rt;
+	size_t n;
+	struct kpart **parts;
+};
+
+struct revoke_op {
+	struct kafka_rt *rt;
+	struct waiter *w;
+	bool lost;
+	int remaining;
+	struct td_timer *timer;
+	struct revoke_op *next; /* ctx->revokes */
+	size_t n;
+	struct kpart **parts;
+};
+
+/* A dead letter on its way (engine thread). r NULL: orphaned (its batch was given up). */
+struct dlq_send {
+	struct kafka_rt *rt;
+	struct td_kafka_rec *r;
+	char *record;
+	size_t len;
+	int attempt;
+	struct td_timer *timer;
+	struct dlq_send *prev, *next;
+};
+
+/* A record handed to the producer; done runs on the engine thread. */
+struct prod_item {
+	struct kafka_rt *rt;
+	void (*done)(void *arg, bool ok, const char *error);
+	void *arg;
+	bool ok;
+	char error[256];
+};
+
+struct kafka_ctx {
+	struct td_source *src;
+	const struct kafka_opts *o;
+	struct td_engine *engine;
+	struct kafka_rt *rt;
+	char *source_attr; /* "triggerd/kafka/NAME" */
+	char *bootstrap;   /* "a:9092,b:9092" */
+	bool stopped;
+	struct kpart *parts;
+	struct revoke_op *revokes;
+	int busy_waiting; /* batches in B_BUSY_WAIT */
+	/* consumer thread */
+	pthread_t thread;
+	bool thread_started;
+	struct kpart *cmap, *ccache;
+	struct chunk *chunk;
+	long long next_probe_ms;
+	/* dead letters */
+	int dlq_kind;
+	char *dlq_topic;
+	struct td_destination *dlq_dest;
+	struct dlq_send *dlqs;
+	/* producer */
+	rd_kafka_t *producer;
+	pthread_t prod_thread;
+	bool prod_started;
+	atomic_bool prod_stop;
+	struct td_log_ratelimit rl;
+};
+
+static struct kafka_rt *rt_ref(struct kafka_rt *rt)
+{
+	atomic_fetch_add(&rt->refs, 1);
+	return rt;
+}
+
+static void rt_unref(struct kafka_rt *rt)
+{
+	if (!rt || atomic_fetch_sub(&rt->refs, 1) != 1)
+		return;
+	pthread_mutex_destroy(&rt->lock);
+	pthread_mutex_destroy(&rt->log_lock);
+	pthread_cond_destroy(&rt->cond);
+	free(rt);
+}
+
+static bool rt_ratelimit(struct kafka_rt *rt, struct td_log_ratelimit *rl)
+{
+	pthread_mutex_lock(&rt->log_lock);
+	bool ok = td_log_ratelimit(rl, 5, 10000);
+	pthread_mutex_unlock(&rt->log_lock);
+	return ok;
+}
+
+static struct kpart *part_of(const struct td_kafka_batch *b)
+{
+	return (struct kpart *)((char *)b->sched - offsetof(struct kpart, sched));
+}
+
+static void item_free(void *p)
+{
+	struct kitem *it = p;
+	td_event_unref(it->ev);
+	free(it->json);
+	free(it);
+}
+
+static void rec_free(struct td_kafka_rec *r)
+{
+	if (r->item)
+		item_free(r->item);
+	free(r);
+}
+
+/* ---- health (/readyz) ---- */
+
+/* Publishes ready or not, and why, from the health fields (any thread; takes rt->lock). */
+static void health_publish(struct kafka_rt *rt)
+{
+	char reason[700];
+	bool ready = false;
+	pthread_mutex_lock(&rt->lock);
+	if (rt->fatal_err[0])
+		snprintf(reason, sizeof reason, "%s", rt->fatal_err);
+	else if (rt->brokers_err[0])
+		snprintf(reason, sizeof reason, "%s", rt->brokers_err);
+	else if (rt->topics_err[0])
+		snprintf(reason, sizeof reason, "%s", rt->topics_err);
+	else if (!rt->joined)
+		snprintf(reason, sizeof reason, "joining the consumer group");
+	else
+		ready = true;
+	if (rt->src && !rt->stopping)
+		td_source_set_ready(rt->src, ready, ready ? NULL : reason);
+	pthread_mutex_unlock(&rt->lock);
+}
+
+static void health_set(struct kafka_rt *rt, char *field, size_t cap, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void health_set(struct kafka_rt *rt, char *field, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&rt->lock);
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(field, cap, fmt, ap);
+		va_end(ap);
+	} else {
+		field[0] = '\0';
+	}
+	pthread_mutex_unlock(&rt->lock);
+	health_publish(rt);
+}
+
+/* ---- librdkafka callbacks (any thread) ---- */
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	struct kafka_rt *rt = rd_kafka_opaque(rk);
+	if (!rt)
+		return;
+	/* A producer made from the source's properties warns about consumer-only ones. */
+	if (strcmp(fac, "CONFWARN") == 0 && rd_kafka_type(rk) == RD_KAFKA_PRODUCER)
+		level = 7;
+	if (level <= 4 && !rt_ratelimit(rt, &rt->rl_log))
+		return;
+	if (level <= 3)
+		td_logs_error(rt->scope, "librdkafka %s: %s", fac, buf);
+	else if (level == 4)
+		td_logs_warn(rt->scope, "librdkafka %s: %s", fac, buf);
+	else if (level <= 6)
+		td_logs_info(rt->scope, "librdkafka %s: %s", fac, buf);
+	else
+		td_logs_debug(rt->scope, "librdkafka %s: %s", fac, buf);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	struct kafka_rt *rt = opaque;
+	bool consumer = rd_kafka_type(rk) == RD_KAFKA_CONSUMER;
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char why[400];
+		rd_kafka_fatal_error(rk, why, sizeof why);
+		td_logs_error(rt->scope, "fatal error: %s", why);
+		if (consumer)
+			health_set(rt, rt->fatal_err, sizeof rt->fatal_err, "fatal error: %s", why);
+		return;
+	}
+	if (consumer && (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+			 err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+			 err == RD_KAFKA_RESP_ERR__RESOLVE)) {
+		pthread_mutex_lock(&rt->lock);
+		rt->probe_now = true;
+		pthread_mutex_unlock(&rt->lock);
+		health_set(rt, rt->brokers_err, sizeof rt->brokers_err,
+			   "cannot reach the brokers %s: %s", rt->bootstrap, reason);
+	}
+	if (rt_ratelimit(rt, &rt->rl_error))
+		td_logs_warn(rt->scope, "%s: %s", consumer ? "consumer" : "producer", reason);
+}
+
+/* ---- the engine side: partitions, batches, settlements ---- */
+
+static void part_pump(struct kafka_ctx *ctx, struct kpart *p);
+static void batch_start(struct kafka_ctx *ctx, struct td_kafka_batch *b);
+static void revoke_check(struct kafka_ctx *ctx, struct kpart *p);
+static void dlq_free(struct dlq_send *d);
+
+static void describe_batch(const struct td_kafka_batch *b, char *out, size_t cap)
+{
+	const struct kpart *p = part_of(b);
+	if (b->n == 1)
+		snprintf(out, cap, "record %s-%d-%lld", p->topic, p->partition, b->recs[0]->offset);
+	else
+		snprintf(out, cap, "batch %s-%d-%lld..%lld (%zu records)", p->topic, p->partition,
+			 b->recs[0]->offset, b->recs[b->n - 1]->offset, b->n);
+}
+
+static void store_offset(struct kafka_ctx *ctx, struct kpart *p, long long position)
+{
+	if (p->dead)
+		return;
+	p->one->elems[0].offset = position;
+	p->one->elems[0].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+	rd_kafka_resp_err_t e = rd_kafka_offsets_store(ctx->rt->rk, p->one);
+	if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+		e = p->one->elems[0].err;
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
+		td_logs_debug(ctx->rt->scope, "offset %lld of %s-%d not stored: %s", position,
+			      p->topic, p->partition, rd_kafka_err2str(e));
+}
+
+static void update_pause(struct kafka_ctx *ctx, struct kpart *p)
+{
+	bool want = !p->dead && !p->revoking && !ctx->stopped &&
+		    (p->busy || p->sched.pending >= p->buffer_max);
+	if (want == p->paused)
+		return;
+	p->paused = want;
+	if (want)
+		rd_kafka_pause_partitions(ctx->rt->rk, p->one);
+	else
+		rd_kafka_resume_partitions(ctx->rt->rk, p->one);
+	td_logs_debug(ctx->rt->scope, "%s %s-%d (%zu records waiting%s)",
+		      want ? "paused" : "resumed", p->topic, p->partition, p->sched.pending,
+		      p->busy ? ", function busy" : "");
+}
+
+/* Orphans the dead letters of b's records (b is about to be given up). */
+static void orphan_dlqs(struct kafka_ctx *ctx, struct td_kafka_batch *b)
+{
+	if (b->outstanding == 0)
+		return;
+	struct kpart *p = part_of(b);
+	for (struct dlq_send *d = ctx->dlqs; d; d = d->next)
+		if (d->r && d->r->batch == b) {
+			d->r = NULL;
+			p->dlq_inflight--;
+		}
+	b->outstanding = 0;
+}
+
+/* Gives b up without settling its records (stop, revocation). */
+static void batch_drop(struct kafka_ctx *ctx, struct td_kafka_batch *b)
+{
+	struct kpart *p = part_of(b);
+	if (b->timer) {
+		td_timer_cancel(ctx->engine, b->timer);
+		b->timer = NULL;
+	}
+	if (b->state == B_BUSY_WAIT)
+		ctx->busy_waiting--;
+	orphan_dlqs(ctx, b);
+	td_kafka_sched_abandon(&p->sched, b);
+}
+
+static void part_free(struct kafka_ctx *ctx, struct kpart *p)
+{
+	if (p->window_timer)
+		td_timer_cancel(ctx->engine, p->window_timer);
+	while (p->sched.live)
+		batch_drop(ctx, p->sched.live);
+	td_kafka_sched_free(&p->sched);
+	if (p->one)
+		rd_kafka_topic_partition_list_destroy(p->one);
+	free(p->topic);
+	free(p);
+}
+
+static void part_maybe_free(struct kafka_ctx *ctx, struct kpart *p)
+{
+	if (!p->dead || p->submitted > 0)
+		return;
+	for (struct kpart **pp = &ctx->parts; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	part_free(ctx, p);
+}
+
+/* All of b's records are done: settle them, store the new position, go on. */
+static void batch_done(struct kafka_ctx *ctx, struct td_kafka_batch *b)
+{
+	struct kpart *p = part_of(b);
+	struct td_kafka_batch *resume;
+	long long pos;
+	if (td_kafka_sched_settle(&p->sched, b, &pos, &resume) == 1)
+		store_offset(ctx, p, pos);
+	if (resume)
+		batch_start(ctx, resume);
+	part_pump(ctx, p);
+	revoke_check(ctx, p);
+}
+
+static void batch_maybe_done(struct kafka_ctx *ctx, struct td_kafka_batch *b)
+{
+	if (b->state == B_DLQ && b->outstanding == 0)
+		batch_done(ctx, b);
+}
+
+/* ---- producing (kafka:// destinations, dead letters) ---- */
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+
+static void *producer_main(void *arg)
+{
+	struct kafka_ctx *ctx = arg;
+	while (!atomic_load(&ctx->prod_stop))
+		rd_kafka_poll(ctx->producer, 100);
+	rd_kafka_poll(ctx->producer, 0);
+	return NULL;
+}
+
+static void apply_user_properties(rd_kafka_conf_t *conf, const struct kafka_opts *o)
+{
+	for (size_t i = 0; i < o->rdkafka.n; i++) {
+		const char *prop = o->rdkafka.v[i], *eq = strchr(prop, '=');
+		char name[129], errstr[256];
+		if (!eq || (size_t)(eq - prop) >= sizeof name)
+			continue;
+		memcpy(name, prop, (size_t)(eq - prop));
+		name[eq - prop] = '\0';
+		rd_kafka_conf_set(conf, name, eq + 1, errstr, sizeof errstr); /* checked at load */
+	}
+}
+
+static rd_kafka_t *producer_get(struct kafka_ctx *ctx, char *err, size_t errlen)
+{
+	char errstr[512];
+	if (ctx->producer)
+		return ctx->producer;
+	if (!ctx->bootstrap || !ctx->rt) {
+		snprintf(err, errlen, "the source did not start");
+		return NULL;
+	}
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (!conf) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof errstr);
+	rd_kafka_conf_set(conf, "client.id", "triggerd", errstr, sizeof errstr);
+	apply_user_properties(conf, ctx->o);
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", ctx->bootstrap, errstr, sizeof errstr) !=
+	    RD_KAFKA_CONF_OK) {
+		snprintf(err, errlen, "cannot configure the producer: %s", errstr);
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rd_kafka_conf_set_opaque(conf, ctx->rt);
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+	if (!rk) {
+		snprintf(err, errlen, "cannot create the producer: %s", errstr);
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	ctx->producer = rk;
+	atomic_store(&ctx->prod_stop, false);
+	if (pthread_create(&ctx->prod_thread, NULL, producer_main, ctx) != 0) {
+		snprintf(err, errlen, "cannot start the producer thread: %s", strerror(errno));
+		rd_kafka_destroy(rk);
+		ctx->producer = NULL;
+		return NULL;
+	}
+	ctx->prod_started = true;
+	return rk;
+}
+
+static void prod_done(void *arg)
+{
+	struct prod_item *item = arg;
+	item->done(item->arg, item->ok, item->ok ? NULL : item->error);
+	rt_unref(item->rt);
+	free(item);
+}
+
+/* Producer poll thread: a delivery report. */
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	struct kafka_rt *rt = opaque;
+	struct prod_item *item = m->_private;
+	(void)rk;
+	if (!item)
+		return;
+	item->ok = m->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+	if (!item->ok)
+		snprintf(item->error, sizeof item->error, "%s", rd_kafka_err2str(m->err));
+	if (td_engine_call(rt->engine, prod_done, item) < 0) {
+		rt_unref(item->rt); /* the engine is gone: nobody waits any more */
+		free(item);
+	}
+}
+
+/* Runs done(arg, ok, error) later on the engine thread. */
+struct deferred {
+	void (*done)(void *arg, bool ok, const char *error);
+	void *arg;
+	bool ok;
+	char error[300];
+};
+
+static void deferred_run(void *arg)
+{
+	struct deferred *d = arg;
+	d->done(d->arg, d->ok, d->ok ? NULL : d->error);
+	free(d);
+}
+
+static void defer_done(struct kafka_ctx *ctx, void (*done)(void *arg, bool ok, const char *error),
+		       void *arg, bool ok, const char *error)
+{
+	struct deferred *d = calloc(1, sizeof *d);
+	if (!d) {
+		done(arg, false, "out of memory");
+		return;
+	}
+	d->done = done;
+	d->arg = arg;
+	d->ok = ok;
+	snprintf(d->error, sizeof d->error, "%s", error ? error : "");
+	if (td_engine_call(ctx->engine, deferred_run, d) < 0)
+		deferred_run(d);
+}
+
+/* Produces value to topic with o's key and headers; done runs later on the engine. */
+static void produce(struct kafka_ctx *ctx, const char *topic, const struct td_kafka_origin *o,
+		    const void *value, size_t len,
+		    void (*done)(void *arg, bool ok, const char *error), void *arg)
+{
+	char err[600];
+	rd_kafka_t *rk = producer_get(ctx, err, sizeof err);
+	if (!rk) {
+		defer_done(ctx, done, arg, false, err);
+		return;
+	}
+	struct prod_item *item = calloc(1, sizeof *item);
+	rd_kafka_headers_t *hdrs = o && o->nheaders ? rd_kafka_headers_new(o->nheaders) : NULL;
+	if (!item || (o && o->nheaders && !hdrs)) {
+		free(item);
+		if (hdrs)
+			rd_kafka_headers_destroy(hdrs);
+		defer_done(ctx, done, arg, false, "out of memory");
+		return;
+	}
+	for (size_t i = 0; hdrs && i < o->nheaders; i++)
+		rd_kafka_header_add(hdrs, o->headers[i].name, -1, o->headers[i].value,
+				    o->headers[i].value ? (ssize_t)o->headers[i].value_len : 0);
+	item->rt = rt_ref(ctx->rt);
+	item->done = done;
+	item->arg = arg;
+	rd_kafka_vu_t vu[6];
+	size_t n = 0;
+	vu[n].vtype = RD_KAFKA_VTYPE_TOPIC;
+	vu[n++].u.cstr = topic;
+	vu[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+	vu[n++].u.i = RD_KAFKA_MSG_F_COPY;
+	vu[n].vtype = RD_KAFKA_VTYPE_VALUE;
+	vu[n].u.mem.ptr = (void *)value;
+	vu[n++].u.mem.size = len;
+	if (o && o->key) {
+		vu[n].vtype = RD_KAFKA_VTYPE_KEY;
+		vu[n].u.mem.ptr = o->key;
+		vu[n++].u.mem.size = o->key_len;
+	}
+	if (hdrs) {
+		vu[n].vtype = RD_KAFKA_VTYPE_HEADERS;
+		vu[n++].u.headers = hdrs;
+	}
+	vu[n].vtype = RD_KAFKA_VTYPE_OPAQUE;
+	vu[n++].u.ptr = item;
+	rd_kafka_error_t *e = rd_kafka_produceva(rk, vu, n);
+	if (e) {
+		snprintf(err, sizeof err, "cannot produce to %s: %s", topic, rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+		if (hdrs)
+			rd_kafka_headers_destroy(hdrs);
+		rt_unref(item->rt);
+		free(item);
+		defer_done(ctx, done, arg, false, err);
+	}
+}
+
+/* The publish op: kafka://SOURCE/topic destinations of triggers. */
+static void kafka_publish(struct td_source *src, const char *target, const void *record,
+			  size_t len, void (*done)(void *arg, bool ok, const char *error),
+			  void *arg)
+{
+	struct kafka_ctx *ctx = td_source_ctx(src);
+	char err[300];
+	struct td_kafka_origin o;
+	if (td_kafka_topic_check(target, err, sizeof err) < 0) {
+		char why[400];
+		snprintf(why, sizeof why, "kafka://%s/%s: %s", td_source_name(src), target, err);
+		defer_done(ctx, done, arg, false, why);
+		return;
+	}
+	if (td_kafka_destination_origin(record, len, &o, err, sizeof err) < 0) {
+		td_logs_warn(td_source_scope(src), "record for topic %s sent without its key: %s",
+			     target, err);
+		memset(&o, 0, sizeof o);
+	}
+	produce(ctx, target, &o, record, len, done, arg);
+	td_kafka_origin_clear(&o);
+}
+
+/* ---- dead letters ---- */
+
+static void dlq_try(struct kafka_ctx *ctx, struct dlq_send *d);
+
+static void dlq_unlink(struct kafka_ctx *ctx, struct dlq_send *d)
+{
+	if (d->prev)
+		d->prev->next = d->next;
+	else if (ctx && ctx->dlqs == d)
+		ctx->dlqs = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	d->prev = d->next = NULL;
+}
+
+static void dlq_free(struct dlq_send *d)
+{
+	rt_unref(d->rt);
+	free(d->record);
+	free(d);
+}
+
+static void dlq_timer(void *arg)
+{
+	struct dlq_send *d = arg;
+	struct kafka_ctx *ctx = d->rt->ctx;
+	d->timer = NULL;
+	if (!d->r) {
+		dlq_unlink(ctx, d);
+		dlq_free(d);
+		return;
+	}
+	dlq_try(ctx, d);
+}
+
+static void dlq_done(void *arg, bool ok, const char *error)
+{
+	struct dlq_send *d = arg;
+	struct kafka_ctx *ctx = d->rt->ctx;
+	if (!ctx) { /* destroyed meanwhile: already unlinked */
+		dlq_free(d);
+		return;
+	}
+	if (!d->r) {
+		dlq_unlink(ctx, d);
+		dlq_free(d);
+		return;
+	}
+	struct td_kafka_rec *r = d->r;
+	struct kitem *it = r->item;
+	const char *id = it->ev ? td_event_get(it->ev, "id") : "?";
+	if (!ok) {
+		long long delay = td_backoff_ms(d->attempt, DLQ_BACKOFF_BASE_MS, DLQ_BACKOFF_CAP_MS, 0);
+		if (td_log_ratelimit(&ctx->rl, 5, 10000))
+			td_logs_error(ctx->rt->scope,
+				      "dead letter of %s not stored (%s); trying again in %lld ms", id,
+				      error ? error : "failed", delay);
+		d->timer = td_timer_add(ctx->engine, delay, dlq_timer, d);
+		return;
+	}
+	td_logs_warn(ctx->rt->scope, "%s dead-lettered to %s", id, ctx->o->on_failure);
+	dlq_unlink(ctx, d);
+	dlq_free(d);
+	struct td_kafka_batch *b = r->batch;
+	struct kpart *p = part_of(b);
+	r->dlq_busy = false;
+	r->handled = true;
+	b->outstanding--;
+	p->dlq_inflight--;
+	batch_maybe_done(ctx, b);
+	revoke_check(ctx, p);
+}
+
+static void dlq_try(struct kafka_ctx *ctx, struct dlq_send *d)
+{
+	struct kitem *it = d->r->item;
+	d->attempt++;
+	if (ctx->dlq_kind == DLQ_KAFKA) {
+		struct td_kafka_origin o = {0};
+		if (it->ev && td_kafka_event_origin(it->ev, &o, NULL, 0) < 0)
+			memset(&o, 0, sizeof o);
+		produce(ctx, ctx->dlq_topic, &o, d->record, d->len, dlq_done, d);
+		td_kafka_origin_clear(&o);
+	} else {
+		td_destination_send(ctx->dlq_dest, d->record, d->len, dlq_done, d);
+	}
+}
+
+/* Gives record r of batch b up: to on_failure (awaited), or loudly into the log. */
+static void dead_letter(struct kafka_ctx *ctx, struct td_kafka_batch *b, struct td_kafka_rec *r,
+			const char *condition, int attempts, const struct td_result *result,
+			const char *error)
+{
+	struct kpart *p = part_of(b);
+	struct kitem *it = r->item;
+	char rid[37];
+	td_uuid4(rid);
+	if (ctx->dlq_kind == DLQ_NONE || !it->ev) {
+		td_logs_error(ctx->rt->scope,
+			      "record %s-%d-%lld given up (%s after %d attempts: %s); %s", p->topic,
+			      p->partition, r->offset, condition, attempts, error ? error : "failed",
+			      it->ev ? "no on_failure destination: skipped"
+				     : "it could not be read: skipped");
+		r->handled = true;
+		return;
+	}
+	struct td_kafka_failure f = {
+	    .source = td_source_name(ctx->src),
+	    .condition = condition,
+	    .attempts = attempts,
+	    .result = result,
+	    .error = error,
+	    .wall_ms = td_wall_ms(),
+	    .batch_size = b->n,
+	    .first_offset = b->recs[0]->offset,
+	    .last_offset = b->recs[b->n - 1]->offset,
+	    .request_id = rid,
+	};
+	struct dlq_send *d = calloc(1, sizeof *d);
+	if (d)
+		d->record = td_kafka_dead_letter(it->ev, &f, &d->len);
+	if (!d || !d->record) {
+		free(d);
+		td_logs_error(ctx->rt->scope,
+			      "record %s-%d-%lld given up (%s): out of memory for its dead letter; "
+			      "skipped",
+			      p->topic, p->partition, r->offset, condition);
+		r->handled = true;
+		return;
+	}
+	td_logs_warn(ctx->rt->scope, "record %s-%d-%lld given up (%s after %d attempts: %s)",
+		     p->topic, p->partition, r->offset, condition, attempts,
+		     error ? error : "failed");
+	d->rt = rt_ref(ctx->rt);
+	d->r = r;
+	d->next = ctx->dlqs;
+	if (ctx->dlqs)
+		ctx->dlqs->prev = d;
+	ctx->dlqs = d;
+	r->dlq_busy = true;
+	b->outstanding++;
+	p->dlq_inflight++;
+	dlq_try(ctx, d);
+}
+
+/* ---- batches ---- */
+
+static void batch_timer(void *arg)
+{
+	struct td_kafka_batch *b = arg;
+	struct kpart *p = part_of(b);
+	b->timer = NULL;
+	if (b->state == B_BUSY_WAIT)
+		p->ctx->busy_waiting--;
+	b->state = B_NEW;
+	batch_start(p->ctx, b);
+}
+
+static struct td_event *batch_event(struct kafka_ctx *ctx, struct td_kafka_batch *b, size_t live)
+{
+	if (ctx->o->batch_size <= 1) {
+		for (size_t i = 0; i < b->n; i++)
+			if (!b->recs[i]->handled && !b->recs[i]->dlq_busy)
+				return td_event_ref(((struct kitem *)b->recs[i]->item)->ev);
+		return NULL;
+	}
+	struct td_event **evs = malloc(live * sizeof *evs);
+	const char **json = malloc(live * sizeof *json);
+	size_t *lens = malloc(live * sizeof *lens);
+	struct td_event *ev = NULL;
+	char err[256];
+	if (evs && json && lens) {
+		size_t k = 0;
+		for (size_t i = 0; i < b->n; i++) {
+			struct td_kafka_rec *r = b->recs[i];
+			struct kitem *it = r->item;
+			if (r->handled || r->dlq_busy)
+				continue;
+			evs[k] = it->ev;
+			json[k] = it->json;
+			lens[k++] = it->json_len;
+		}
+		ev = td_kafka_batch_event(ctx->source_attr, evs, json, lens, k, err, sizeof err);
+		if (!ev)
+			td_logs_error(ctx->rt->scope, "%s", err);
+	}
+	free(evs);
+	free(json);
+	free(lens);
+	return ev;
+}
+
+/* Offers b to the router (first time, retry, or after busy). */
+static void batch_start(struct kafka_ctx *ctx, struct td_kafka_batch *b)
+{
+	struct kpart *p = part_of(b);
+	const struct kafka_opts *o = ctx->o;
+	if (ctx->stopped || p->revoking || p->dead) {
+		batch_drop(ctx, b);
+		revoke_check(ctx, p);
+		return;
+	}
+	long long now = td_wall_ms();
+	size_t live = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		struct td_kafka_rec *r = b->recs[i];
+		struct kitem *it = r->item;
+		if (r->handled || r->dlq_busy)
+			continue;
+		if (!it->ev) {
+			dead_letter(ctx, b, r, "Unreadable", b->attempts, NULL,
+				    "the record could not be made into an event");
+			continue;
+		}
+		if (o->max_record_age_ms > 0 && it->ts_ms >= 0 &&
+		    now - it->ts_ms > o->max_record_age_ms) {
+			dead_letter(ctx, b, r, "RecordAgeExceeded", b->attempts, NULL,
+				    "older than max_record_age");
+			continue;
+		}
+		live++;
+	}
+	if (live == 0) {
+		b->state = B_DLQ;
+		batch_maybe_done(ctx, b);
+		return;
+	}
+	struct td_event *ev = batch_event(ctx, b, live);
+	if (!ev) {
+		b->state = B_RETRY_WAIT;
+		b->timer = td_timer_add(ctx->engine, 1000, batch_timer, b);
+		return;
+	}
+	b->state = B_SUBMITTED;
+	p->submitted++;
+	td_source_submit(ctx->src, &ev, 1, b);
+}
+
+static void batch_failed(struct kafka_ctx *ctx, struct td_kafka_batch *b,
+			 const struct td_settlement *s)
+{
+	struct kpart *p = part_of(b);
+	const struct kafka_opts *o = ctx->o;
+	const char *why = s->reason ? s->reason : "the function failed";
+	char what[200];
+	size_t live = 0;
+
+	b->attempts++;
+	if (ctx->stopped || p->revoking) {
+		batch_drop(ctx, b);
+		return;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		live += !b->recs[i]->handled && !b->recs[i]->dlq_busy;
+	describe_batch(b, what, sizeof what);
+	if (o->bisect_on_error && live > 1) {
+		struct td_kafka_batch *second;
+		if (td_kafka_sched_split(&p->sched, b, &second) == 0) {
+			b->outstanding = second->outstanding = 0;
+			for (size_t i = 0; i < b->n; i++)
+				b->outstanding += b->recs[i]->dlq_busy;
+			for (size_t i = 0; i < second->n; i++)
+				second->outstanding += second->recs[i]->dlq_busy;
+			second->state = B_DEFERRED;
+			td_logs_info(ctx->rt->scope, "%s failed (%s): split into %zu + %zu records",
+				     what, why, b->n, second->n);
+			b->state = B_NEW;
+			batch_start(ctx, b);
+			return;
+		}
+	}
+	if (o->retries < 0 || b->attempts <= o->retries) {
+		long long delay =
+		    td_backoff_ms(b->attempts, o->backoff_base_ms, o->backoff_cap_ms,
+				  s->result ? s->result->retry_after_ms : 0);
+		if (delay < 1)
+			delay = 1;
+		td_logs_warn(ctx->rt->scope, "%s failed (attempt %d: %s); retry in %lld ms", what,
+			     b->attempts, why, delay);
+		b->state = B_RETRY_WAIT;
+		b->timer = td_timer_add(ctx->engine, delay, batch_timer, b);
+		return;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct td_kafka_rec *r = b->recs[i];
+		if (!r->handled && !r->dlq_busy)
+			dead_letter(ctx, b, r, "RetryAttemptsExhausted", b->attempts, s->result, why);
+	}
+	b->state = B_DLQ;
+	batch_maybe_done(ctx, b);
+}
+
+static void batch_busy(struct kafka_ctx *ctx, struct td_kafka_batch *b,
+		       const struct td_settlement *s)
+{
+	struct kpart *p = part_of(b);
+	if (ctx->stopped || p->revoking) {
+		batch_drop(ctx, b);
+		return;
+	}
+	long long delay = s->retry_after_ms;
+	if (delay > BUSY_RETRY_MAX_MS)
+		delay = BUSY_RETRY_MAX_MS;
+	if (delay < 20)
+		delay = 20;
+	if (!p->busy)
+		td_logs_debug(ctx->rt->scope, "%s-%d: not taken (%s); pausing", p->topic,
+			      p->partition, s->reason ? s->reason : "busy");
+	p->busy = true;
+	update_pause(ctx, p);
+	b->state = B_BUSY_WAIT;
+	ctx->busy_waiting++;
+	b->timer = td_timer_add(ctx->engine, delay, batch_timer, b);
+}
+
+/* Another batch was taken: offer the busy ones again now. */
+static void wake_busy(struct kafka_ctx *ctx)
+{
+	if (ctx->busy_waiting == 0)
+		return;
+	for (struct kpart *p = ctx->parts; p; p = p->next)
+		for (struct td_kafka_batch *b = p->sched.live; b; b = b->next_live)
+			if (b->state == B_BUSY_WAIT && b->timer) {
+				td_timer_cancel(ctx->engine, b->timer);
+				b->timer = td_timer_add(ctx->engine, 0, batch_timer, b);
+			}
+}
+
+static void kafka_settle(struct td_source *src, void *handle, const struct td_settlement *s)
+{
+	struct kafka_ctx *ctx = td_source_ctx(src);
+	struct td_kafka_batch *b = handle;
+	struct kpart *p = part_of(b);
+
+	p->submitted--;
+	if (p->dead) {
+		batch_drop(ctx, b);
+		part_maybe_free(ctx, p);
+		return;
+	}
+	switch (s->status) {
+	case TD_SETTLE_DONE:
+		for (size_t i = 0; i < b->n; i++)
+			if (!b->recs[i]->dlq_busy)
+				b->recs[i]->handled = true;
+		if (p->busy) {
+			p->busy = false;
+			update_pause(ctx, p);
+		}
+		wake_busy(ctx);
+		b->state = B_DLQ;
+		batch_maybe_done(ctx, b); /* ends with revoke_check */
+		return;
+	case TD_SETTLE_FAILED:
+		if (p->busy) {
+			p->busy = false;
+			update_pause(ctx, p);
+		}
+		batch_failed(ctx, b, s);
+		break;
+	case TD_SETTLE_BUSY:
+		batch_busy(ctx, b, s);
+		break;
+	}
+	revoke_check(ctx, p);
+}
+
+/* ---- partitions ---- */
+
+static void window_fired(void *arg)
+{
+	struct kpart *p = arg;
+	p->window_timer = NULL;
+	part_pump(p->ctx, p);
+}
+
+static void arm_window(struct kafka_ctx *ctx, struct kpart *p, long long wait)
+{
+	long long at = td_now_ms() + wait;
+	if (p->window_timer) {
+		if (p->window_at <= at)
+			return;
+		td_timer_cancel(ctx->engine, p->window_timer);
+	}
+	p->window_at = at;
+	p->window_timer = td_timer_add(ctx->engine, wait, window_fired, p);
+}
+
+/* Starts every batch the partition's ordering allows now. */
+static void part_pump(struct kafka_ctx *ctx, struct kpart *p)
+{
+	if (ctx->stopped || p->revoking || p->dead)
+		return;
+	if (p->pumping) {
+		p->repump = true;
+		return;
+	}
+	p->pumping = true;
+	do {
+		p->repump = false;
+		for (;;) {
+			long long wait;
+			struct td_kafka_batch *b = td_kafka_sched_next(&p->sched, td_now_ms(), &wait);
+			if (!b) {
+				if (wait > 0)
+					arm_window(ctx, p, wait);
+				break;
+			}
+			b->state = B_NEW;
+			batch_start(ctx, b);
+		}
+	} while (p->repump);
+	p->pumping = false;
+	update_pause(ctx, p);
+}
+
+static void op_done(struct kafka_ctx *ctx, struct revoke_op *op)
+{
+	if (op->timer)
+		td_timer_cancel(ctx->engine, op->timer);
+	for (struct revoke_op **pp = &ctx->revokes; *pp; pp = &(*pp)->next)
+		if (*pp == op) {
+			*pp = op->next;
+			break;
+		}
+	struct kafka_rt *rt = op->rt;
+	pthread_mutex_lock(&rt->lock);
+	op->w->done = true;
+	bool last = --op->w->refs == 0;
+	pthread_cond_broadcast(&rt->cond);
+	pthread_mutex_unlock(&rt->lock);
+	if (last)
+		free(op->w);
+	rt_unref(rt);
+	free(op->parts);
+	free(op);
+}
+
+/* The partition's work is finished or given up: it is no longer ours. */
+static void part_finalize(struct kafka_ctx *ctx, struct kpart *p)
+{
+	struct td_kafka_batch *b = p->sched.live;
+	while (b) {
+		struct td_kafka_batch *next = b->next_live;
+		if (b->state != B_SUBMITTED)
+			batch_drop(ctx, b);
+		b = next;
+	}
+	p->dead = true;
+	struct revoke_op *op = p->revoke;
+	p->revoke = NULL;
+	if (op)
+		for (size_t i = 0; i < op->n; i++)
+			if (op->parts[i] == p)
+				op->parts[i] = NULL;
+	part_maybe_free(ctx, p);
+	if (op && --op->remaining == 0)
+		op_done(ctx, op);
+}
+
+static void revoke_check(struct kafka_ctx *ctx, struct kpart *p)
+{
+	if (p->revoking && !p->dead && p->submitted == 0 && p->dlq_inflight == 0)
+		part_finalize(ctx, p);
+}
+
+static void part_revoke(struct kafka_ctx *ctx, struct kpart *p, bool give_up)
+{
+	p->revoking = true;
+	if (p->window_timer) {
+		td_timer_cancel(ctx->engine, p->window_timer);
+		p->window_timer = NULL;
+	}
+	td_kafka_sched_drop_pending(&p->sched);
+	struct td_kafka_batch *b = p->sched.live;
+	while (b) {
+		struct td_kafka_batch *next = b->next_live;
+		if (b->state != B_SUBMITTED && b->outstanding == 0)
+			batch_drop(ctx, b);
+		b = next;
+	}
+	if (give_up)
+		part_finalize(ctx, p);
+	else
+		revoke_check(ctx, p);
+}
+
+static void revoke_timeout(void *arg)
+{
+	struct revoke_op *op = arg;
+	struct kafka_ctx *ctx = op->rt->ctx;
+	op->timer = NULL;
+	op->remaining++; /* keeps op while the loop runs */
+	for (size_t i = 0; i < op->n; i++) {
+		struct kpart *p = op->parts[i];
+		if (!p)
+			continue;
+		td_logs_warn(ctx->rt->scope,
+			     "%s-%d revoked: %d batches and %d dead letters still on their way after "
+			     "rebalance_grace; given up (the next owner reads them again)",
+			     p->topic, p->partition, p->submitted, p->dlq_inflight);
+		part_finalize(ctx, p);
+	}
+	if (--op->remaining == 0)
+		op_done(ctx, op);
+}
+
+/* ---- hand-overs from the consumer thread (engine thread) ---- */
+
+static void on_chunk(void *arg)
+{
+	struct chunk *c = arg;
+	struct kafka_ctx *ctx = c->rt->ctx;
+	struct kpart *touched = NULL;
+	for (size_t i = 0; i < c->n; i++) {
+		struct kpart *p = c->items[i].p;
+		struct td_kafka_rec *r = c->items[i].r;
+		if (!ctx || ctx->stopped || p->dead || p->revoking ||
+		    td_kafka_sched_add(&p->sched, r) < 0) {
+			rec_free(r);
+			continue;
+		}
+		if (!p->touched) {
+			p->touched = true;
+			p->tnext = touched;
+			touched = p;
+		}
+	}
+	while (touched) {
+		struct kpart *p = touched;
+		touched = p->tnext;
+		p->touched = false;
+		part_pump(ctx, p);
+	}
+	rt_unref(c->rt);
+	free(c);
+}
+
+static void free_kparts(struct kpart **parts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		td_kafka_sched_free(&parts[i]->sched);
+		if (parts[i]->one)
+			rd_kafka_topic_partition_list_destroy(parts[i]->one);
+		free(parts[i]->topic);
+		free(parts[i]);
+	}
+}
+
+static void on_assign(void *arg)
+{
+	struct assign_op *op = arg;
+	struct kafka_ctx *ctx = op->rt->ctx;
+	if (!ctx) {
+		free_kparts(op->parts, op->n);
+	} else {
+		for (size_t i = 0; i < op->n; i++) {
+			op->parts[i]->next = ctx->parts;
+			ctx->parts = op->parts[i];
+		}
+	}
+	rt_unref(op->rt);
+	free(op->parts);
+	free(op);
+}
+
+static void on_revoke(void *arg)
+{
+	struct revoke_op *op = arg;
+	struct kafka_ctx *ctx = op->rt->ctx;
+	if (!ctx) {
+		op->remaining = 0;
+		op->timer = NULL;
+		pthread_mutex_lock(&op->rt->lock);
+		op->w->done = true;
+		bool last = --op->w->refs == 0;
+		pthread_cond_broadcast(&op->rt->cond);
+		pthread_mutex_unlock(&op->rt->lock);
+		if (last)
+			free(op->w);
+		rt_unref(op->rt);
+		free(op->parts);
+		free(op);
+		return;
+	}
+	op->next = ctx->revokes;
+	ctx->revokes = op;
+	op->remaining = (int)op->n + 1;
+	for (size_t i = 0; i < op->n; i++)
+		op->parts[i]->revoke = op;
+	for (size_t i = 0; i < op->n; i++)
+		if (op->parts[i])
+			part_revoke(ctx, op->parts[i],
+				    op->lost || ctx->stopped || ctx->o->rebalance_grace_ms == 0);
+	if (--op->remaining == 0) {
+		op_done(ctx, op);
+		return;
+	}
+	op->timer = td_timer_add(ctx->engine, ctx->o->rebalance_grace_ms, revoke_timeout, op);
+}
+
+/* ---- the consumer thread ---- */
+
+static bool is_stopping(struct kafka_rt *rt)
+{
+	pthread_mutex_lock(&rt->lock);
+	bool s = rt->stopping;
+	pthread_mutex_unlock(&rt->lock);
+	return s;
+}
+
+/* Hands the records read so far to the engine. */
+static void chunk_flush(struct kafka_ctx *ctx)
+{
+	struct chunk *c = ctx->chunk;
+	ctx->chunk = NULL;
+	if (!c)
+		return;
+	if (c->n > 0 && td_engine_call(ctx->engine, on_chunk, c) == 0)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		rec_free(c->items[i].r);
+	rt_unref(c->rt);
+	free(c);
+}
+
+static struct kpart *map_find(struct kafka_ctx *ctx, const char *topic, int partition)
+{
+	struct kpart *c = ctx->ccache;
+	if (c && c->partition == partition && strcmp(c->topic, topic) == 0)
+		return c;
+	for (struct kpart *p = ctx->cmap; p; p = p->cnext)
+		if (p->partition == partition && strcmp(p->topic, topic) == 0) {
+			ctx->ccache = p;
+			return p;
+		}
+	return NULL;
+}
+
+/* calloc that waits for memory rather than losing track of a record. */
+static void *calloc_wait(struct kafka_ctx *ctx, size_t size)
+{
+	void *p;
+	while (!(p = calloc(1, size))) {
+		if (is_stopping(ctx->rt))
+			return NULL;
+		td_logs_error(ctx->rt->scope, "out of memory; waiting");
+		struct timespec ts = {0, 100 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return p;
+}
+
+static void message_error(struct kafka_ctx *ctx, const rd_kafka_message_t *m)
+{
+	struct kafka_rt *rt = ctx->rt;
+	const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
+	const char *what = rd_kafka_message_errstr(m);
+	if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		return;
+	if (m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+	    m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+	    m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+		pthread_mutex_lock(&rt->lock);
+		rt->probe_now = true;
+		pthread_mutex_unlock(&rt->lock);
+		health_set(rt, rt->topics_err, sizeof rt->topics_err, "topic \"%s\": %s",
+			   topic ? topic : "?", what);
+	}
+	if (rt_ratelimit(rt, &rt->rl_error))
+		td_logs_warn(rt->scope, "consumer: %s%s%s", topic ? topic : "", topic ? ": " : "",
+			     what);
+}
+
+static void take_message(struct kafka_ctx *ctx, const rd_kafka_message_t *m)
+{
+	struct kafka_rt *rt = ctx->rt;
+	if (m->err) {
+		message_error(ctx, m);
+		return;
+	}
+	const char *topic = rd_kafka_topic_name(m->rkt);
+	struct kpart *p = map_find(ctx, topic, m->partition);
+	if (!p)
+		return; /* not (or no longer) ours */
+	struct td_kafka_header small[16], *hs = small;
+	size_t nh = 0;
+	rd_kafka_headers_t *hdrs = NULL;
+	if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
+		nh = rd_kafka_header_cnt(hdrs);
+		if (nh > sizeof small / sizeof small[0] && !(hs = calloc_wait(ctx, nh * sizeof *hs)))
+			return;
+		for (size_t i = 0; i < nh; i++) {
+			const char *name;
+			const void *val;
+			size_t size;
+			if (rd_kafka_header_get_all(hdrs, i, &name, &val, &size) !=
+			    RD_KAFKA_RESP_ERR_NO_ERROR) {
+				nh = i;
+				break;
+			}
+			hs[i] = (struct td_kafka_header){name, strlen(name), val, size};
+		}
+	}
+	rd_kafka_timestamp_type_t tstype;
+	long long ts = rd_kafka_message_timestamp(m, &tstype);
+	struct td_kafka_record rec = {
+	    .topic = topic,
+	    .partition = m->partition,
+	    .offset = m->offset,
+	    .key = m->key,
+	    .key_len = m->key_len,
+	    .value = m->payload,
+	    .value_len = m->len,
+	    .timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+	    .timestamp_type = tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME	    ? TD_KAFKA_TS_CREATE
+			      : tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? TD_KAFKA_TS_LOG_APPEND
+									     : TD_KAFKA_TS_NONE,
+	    .headers = hs,
+	    .nheaders = nh,
+	};
+	struct kitem *it = calloc_wait(ctx, sizeof *it);
+	struct td_kafka_rec *r = it ? calloc_wait(ctx, sizeof *r) : NULL;
+	if (!it || !r) {
+		free(it);
+		goto out;
+	}
+	char err[300];
+	it->ts_ms = rec.timestamp_ms;
+	it->ev = td_kafka_record_event(ctx->source_attr, &rec, err, sizeof err);
+	if (!it->ev && rt_ratelimit(rt, &rt->rl_error))
+		td_logs_error(rt->scope, "%s", err);
+	if (it->ev && ctx->o->batch_size > 1)
+		it->json = td_event_to_json(it->ev, &it->json_len);
+	r->offset = m->offset;
+	r->arrival_ms = td_now_ms();
+	r->has_key = m->key != NULL;
+	r->key_hash = m->key ? td_kafka_key_hash(m->key, m->key_len) : 0;
+	r->item = it;
+	if (!ctx->chunk) {
+		ctx->chunk = calloc_wait(ctx, sizeof *ctx->chunk);
+		if (!ctx->chunk) {
+			rec_free(r);
+			goto out;
+		}
+		ctx->chunk->rt = rt_ref(rt);
+	}
+	ctx->chunk->items[ctx->chunk->n++] = (struct chunk_item){p, r};
+	if (ctx->chunk->n == CHUNK_MAX)
+		chunk_flush(ctx);
+out:
+	if (hs != small)
+		free(hs);
+}
+
+/* Metadata of the cluster: are the brokers reachable, do the named topics exist? */
+static void probe(struct kafka_ctx *ctx)
+{
+	struct kafka_rt *rt = ctx->rt;
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(rt->rk, 1, NULL, &md, PROBE_TIMEOUT_MS);
+	ctx->next_probe_ms = td_now_ms() + PROBE_INTERVAL_MS;
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		health_set(rt, rt->brokers_err, sizeof rt->brokers_err,
+			   "cannot reach the brokers %s: %s", ctx->bootstrap, rd_kafka_err2str(e));
+		return;
+	}
+	char missing[400] = "";
+	size_t used = 0;
+	int nmissing = 0;
+	for (size_t i = 0; i < ctx->o->topics.n; i++) {
+		const char *t = ctx->o->topics.v[i];
+		bool found = false;
+		if (t[0] == '^')
+			continue;
+		for (int k = 0; k < md->topic_cnt && !found; k++)
+			found = strcmp(md->topics[k].topic, t) == 0 &&
+				md->topics[k].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+		if (!found && used < sizeof missing) {
+			used += (size_t)snprintf(missing + used, sizeof missing - used, "%s\"%s\"",
+						 nmissing ? ", " : "", t);
+			nmissing++;
+		}
+	}
+	rd_kafka_metadata_destroy(md);
+	pthread_mutex_lock(&rt->lock);
+	rt->brokers_err[0] = '\0';
+	if (nmissing)
+		snprintf(rt->topics_err, sizeof rt->topics_err, "%s %s %s not exist",
+			 nmissing > 1 ? "topics" : "topic", missing, nmissing > 1 ? "do" : "does");
+	else
+		rt->topics_err[0] = '\0';
+	pthread_mutex_unlock(&rt->lock);
+	health_publish(rt);
+}
+
+static void maybe_probe(struct kafka_ctx *ctx)
+{
+	struct kafka_rt *rt = ctx->rt;
+	pthread_mutex_lock(&rt->lock);
+	bool need = rt->probe_now ||
+		    ((rt->brokers_err[0] || rt->topics_err[0]) && td_now_ms() >= ctx->next_probe_ms);
+	rt->probe_now = false;
+	pthread_mutex_unlock(&rt->lock);
+	if (need)
+		probe(ctx);
+}
+
+static void *consumer_main(void *arg)
+{
+	struct kafka_ctx *ctx = arg;
+	struct kafka_rt *rt = ctx->rt;
+	while (!is_stopping(rt)) {
+		maybe_probe(ctx);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->rk, 100);
+		for (int n = 0; m; n++) {
+			take_message(ctx, m);
+			rd_kafka_message_destroy(m);
+			m = n + 1 < CHUNK_MAX ? rd_kafka_consumer_poll(rt->rk, 0) : NULL;
+		}
+		chunk_flush(ctx);
+	}
+	chunk_flush(ctx);
+	return NULL;
+}
+
+/* Rebalance, assignment: new partition objects for the engine. */
+static void assign_parts(struct kafka_ctx *ctx, const rd_kafka_topic_partition_list_t *parts)
+{
+	struct kafka_rt *rt = ctx->rt;
+	const struct kafka_opts *o = ctx->o;
+	struct assign_op *op = calloc(1, sizeof *op);
+	if (!op || !(op->parts = calloc((size_t)parts->cnt + 1, sizeof *op->parts))) {
+		free(op);
+		td_logs_error(rt->scope, "out of memory: %d assigned partitions not read", parts->cnt);
+		return;
+	}
+	chunk_flush(ctx);
+	struct td_kafka_sched_conf sc = {
+	    .ordering = o->ordering == ORDER_KEY    ? TD_KAFKA_ORDER_KEY
+			: o->ordering == ORDER_NONE ? TD_KAFKA_ORDER_NONE
+						    : TD_KAFKA_ORDER_PARTITION,
+	    .batch_size = (size_t)o->batch_size,
+	    .window_ms = o->batch_window_ms,
+	    .max_batches = (size_t)o->batches_in_flight,
+	    .free_item = item_free,
+	};
+	for (int i = 0; i < parts->cnt; i++) {
+		const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+		if (map_find(ctx, tp->topic, tp->partition))
+			continue;
+		struct kpart *p = calloc(1, sizeof *p);
+		if (!p || !(p->topic = strdup(tp->topic)) ||
+		    !(p->one = rd_kafka_topic_partition_list_new(1))) {
+			if (p)
+				free(p->topic);
+			free(p);
+			td_logs_error(rt->scope, "out of memory: %s-%d not read", tp->topic,
+				      tp->partition);
+			continue;
+		}
+		rd_kafka_topic_partition_list_add(p->one, tp->topic, tp->partition);
+		p->partition = tp->partition;
+		p->ctx = ctx;
+		td_kafka_sched_init(&p->sched, &sc);
+		p->buffer_max = BUFFER_MIN > 2 * sc.batch_size ? BUFFER_MIN : 2 * sc.batch_size;
+		p->cnext = ctx->cmap;
+		ctx->cmap = p;
+		op->parts[op->n++] = p;
+	}
+	op->rt = rt_ref(rt);
+	if (td_engine_call(ctx->engine, on_assign, op) < 0) {
+		for (size_t i = 0; i < op->n; i++)
+			for (struct kpart **pp = &ctx->cmap; *pp; pp = &(*pp)->cnext)
+				if (*pp == op->parts[i]) {
+					*pp = op->parts[i]->cnext;
+					break;
+				}
+		ctx->ccache = NULL;
+		free_kparts(op->parts, op->n);
+		rt_unref(op->rt);
+		free(op->parts);
+		free(op);
+	}
+}
+
+/* Rebalance, revocation: the engine finishes or gives up the partitions' work; wait. */
+static void revoke_parts(struct kafka_ctx *ctx, const rd_kafka_topic_partition_list_t *parts,
+			 bool lost)
+{
+	struct kafka_rt *rt = ctx->rt;
+	struct revoke_op *op = calloc(1, sizeof *op);
+	struct waiter *w = calloc(1, sizeof *w);
+	chunk_flush(ctx);
+	if (!op || !w || !(op->parts = calloc((size_t)parts->cnt + 1, sizeof *op->parts))) {
+		free(op);
+		free(w);
+		td_logs_error(rt->scope, "out of memory: revoked partitions not drained");
+		return;
+	}
+	ctx->ccache = NULL;
+	for (int i = 0; i < parts->cnt; i++) {
+		const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+		for (struct kpart **pp = &ctx->cmap; *pp; pp = &(*pp)->cnext)
+			if ((*pp)->partition == tp->partition && strcmp((*pp)->topic, tp->topic) == 0) {
+				op->parts[op->n++] = *pp;
+				*pp = (*pp)->cnext;
+				break;
+			}
+	}
+	if (op->n == 0) {
+		free(op->parts);
+		free(op);
+		free(w);
+		return;
+	}
+	w->refs = 2;
+	op->w = w;
+	op->lost = lost;
+	op->rt = rt_ref(rt);
+	if (td_engine_call(ctx->engine, on_revoke, op) < 0) {
+		rt_unref(op->rt);
+		free(op->parts);
+		free(op);
+		free(w);
+		return;
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	long long wait_ms = ctx->o->rebalance_grace_ms + 5000;
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&rt->lock);
+	while (!w->done && !rt->stopping)
+		if (pthread_cond_timedwait(&rt->cond, &rt->lock, &until) == ETIMEDOUT)
+			break;
+	bool last = --w->refs == 0;
+	pthread_mutex_unlock(&rt->lock);
+	if (last)
+		free(w);
+}
+
+static void describe_parts(const rd_kafka_topic_partition_list_t *parts, char *out, size_t cap)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (int i = 0; i < parts->cnt && used < cap; i++)
+		used += (size_t)snprintf(out + used, cap - used, "%s%s-%d", i ? ", " : "",
+					 parts->elems[i].topic, parts->elems[i].partition);
+}
+
+/* The consumer thread (inside a poll), or the closer thread while the consumer closes. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+			 rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+	struct kafka_rt *rt = opaque;
+	bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+	char list[300];
+	pthread_mutex_lock(&rt->lock);
+	bool closing = rt->closing, stopping = rt->stopping;
+	struct kafka_ctx *ctx = closing ? NULL : rt->ctx;
+	pthread_mutex_unlock(&rt->lock);
+	describe_parts(parts, list, sizeof list);
+
+	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		if (ctx)
+			assign_parts(ctx, parts);
+		rd_kafka_error_t *e = NULL;
+		rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR_NO_ERROR;
+		if (coop)
+			e = rd_kafka_incremental_assign(rk, parts);
+		else
+			re = rd_kafka_assign(rk, parts);
+		if (e) {
+			td_logs_error(rt->scope, "assign: %s", rd_kafka_error_string(e));
+			rd_kafka_error_destroy(e);
+		} else if (re) {
+			td_logs_error(rt->scope, "assign: %s", rd_kafka_err2str(re));
+		}
+		rd_kafka_resume_partitions(rk, parts);
+		if (ctx) {
+			pthread_mutex_lock(&rt->lock);
+			rt->joined = true;
+			if (rt->topics_err[0])
+				rt->probe_now = true;
+			pthread_mutex_unlock(&rt->lock);
+			health_publish(rt);
+			td_logs_info(rt->scope, "assigned %d partition%s%s%s", parts->cnt,
+				     parts->cnt == 1 ? "" : "s", parts->cnt ? ": " : "", list);
+		}
+		return;
+	}
+	if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+		bool lost = rd_kafka_assignment_lost(rk);
+		if (ctx)
+			revoke_parts(ctx, parts, lost);
+		/* A stopping source must not block in a commit: the closer commits. */
+		if (!lost && !(stopping || is_stopping(rt))) {
+			rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+			if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+				td_logs_warn(rt->scope, "commit at revocation failed: %s",
+					     rd_kafka_err2str(ce));
+		}
+		if (coop) {
+			rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+			if (e)
+				rd_kafka_error_destroy(e);
+		} else {
+			rd_kafka_assign(rk, NULL);
+		}
+		if (ctx)
+			td_logs_info(rt->scope, "%s %d partition%s: %s", lost ? "lost" : "revoked",
+				     parts->cnt, parts->cnt == 1 ? "" : "s", list);
+		return;
+	}
+	td_logs_error(rt->scope, "rebalance failed: %s", rd_kafka_err2str(err));
+	rd_kafka_assign(rk, NULL);
+}
+
+/* ---- life cycle ---- */
+
+static char *join_brokers(const struct td_strings *s)
+{
+	size_t n = 1;
+	for (size_t i = 0; i < s->n; i++)
+		n += strlen(s->v[i]) + 1;
+	char *out = malloc(n), *w = out;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < s->n; i++)
+		w += sprintf(w, "%s%s", i ? "," : "", s->v[i]);
+	*w = '\0';
+	return out;
+}
+
+static int set_conf(rd_kafka_conf_t *conf, const char *name, const char *value, char *why,
+		    size_t cap)
+{
+	char errstr[512];
+	if (rd_kafka_conf_set(conf, name, value, errstr, sizeof errstr) == RD_KAFKA_CONF_OK)
+		return 0;
+	snprintf(why, cap, "librdkafka property %s: %s", name, errstr);
+	return -TD_EINVAL;
+}
+
+/* Sets up on_failure: this source's cluster, a file or an HTTP URL. */
+static int setup_dead_letters(struct kafka_ctx *ctx, char *why, size_t cap)
+{
+	const char *d = ctx->o->on_failure;
+	if (!d) {
+		ctx->dlq_kind = DLQ_NONE;
+		return 0;
+	}
+	if (strncmp(d, "kafka://", 8) == 0) {
+		const char *name = td_source_name(ctx->src), *slash = strchr(d + 8, '/');
+		size_t n = slash ? (size_t)(slash - (d + 8)) : 0;
+		if (!slash || n != strlen(name) || strncmp(d + 8, name, n) != 0) {
+			snprintf(why, cap,
+				 "option 'on_failure': dead letters of a kafka source go to its own "
+				 "cluster: write kafka://%s/TOPIC",
+				 name);
+			return -TD_EINVAL;
+		}
+		ctx->dlq_kind = DLQ_KAFKA;
+		ctx->dlq_topic = strdup(slash + 1);
+		if (!ctx->dlq_topic) {
+			snprintf(why, cap, "out of memory");
+			return -TD_ENOMEM;
+		}
+		return 0;
+	}
+	char err[512];
+	ctx->dlq_dest = td_destination_create(d, ctx->engine, NULL, NULL, err, sizeof err);
+	if (!ctx->dlq_dest) {
+		snprintf(why, cap, "option 'on_failure': %s", err);
+		return -TD_EINVAL;
+	}
+	ctx->dlq_kind = DLQ_DEST;
+	return 0;
+}
+
+static int kafka_start(struct td_source *src)
+{
+	struct kafka_ctx *ctx = td_source_ctx(src);
+	const struct kafka_opts *o = td_source_opts(src);
+	char why[700], errstr[512];
+	rd_kafka_conf_t *conf = NULL;
+	struct kafka_rt *rt;
+
+	ctx->src = src;
+	ctx->o = o;
+	ctx->engine = td_source_engine(src);
+	ctx->bootstrap = join_brokers(&o->brokers);
+	rt = calloc(1, sizeof *rt);
+	if (!ctx->bootstrap || !rt || asprintf(&ctx->source_attr, "triggerd/kafka/%s",
+					       td_source_name(src)) < 0) {
+		ctx->source_attr = NULL;
+		free(rt);
+		snprintf(why, sizeof why, "out of memory");
+		goto fail;
+	}
+	atomic_init(&rt->refs, 1);
+	pthread_mutex_init(&rt->lock, NULL);
+	pthread_mutex_init(&rt->log_lock, NULL);
+	pthread_cond_init(&rt->cond, NULL);
+	snprintf(rt->scope, sizeof rt->scope, "%s", td_source_scope(src));
+	snprintf(rt->bootstrap, sizeof rt->bootstrap, "%s", ctx->bootstrap);
+	rt->ctx = ctx;
+	rt->src = src;
+	rt->engine = ctx->engine;
+	rt->probe_now = true;
+	ctx->rt = rt;
+	if (setup_dead_letters(ctx, why, sizeof why) < 0)
+		goto fail;
+
+	conf = rd_kafka_conf_new();
+	if (!conf) {
+		snprintf(why, sizeof why, "out of memory");
+		goto fail;
+	}
+	/* Defaults the user may change, then the user's, then what triggerd manages. */
+	if (set_conf(conf, "client.id", "triggerd", why, sizeof why) < 0 ||
+	    set_conf(conf, "queued.max.messages.kbytes", "8192", why, sizeof why) < 0)
+		goto fail;
+	for (size_t i = 0; i < o->rdkafka.n; i++) {
+		const char *prop = o->rdkafka.v[i], *eq = strchr(prop, '=');
+		char name[129];
+		if (!eq || (size_t)(eq - prop) >= sizeof name)
+			continue;
+		memcpy(name, prop, (size_t)(eq - prop));
+		name[eq - prop] = '\0';
+		if (rd_kafka_conf_set(conf, name, eq + 1, errstr, sizeof errstr) !=
+		    RD_KAFKA_CONF_OK) {
+			snprintf(why, sizeof why, "option 'rdkafka': %s is refused by librdkafka",
+				 name);
+			goto fail;
+		}
+	}
+	if (set_conf(conf, "bootstrap.servers", ctx->bootstrap, why, sizeof why) < 0 ||
+	    set_conf(conf, "group.id", o->group, why, sizeof why) < 0 ||
+	    set_conf(conf, "auto.offset.reset", o->start == START_EARLIEST ? "earliest" : "latest",
+		     why, sizeof why) < 0 ||
+	    set_conf(conf, "enable.auto.commit", "true", why, sizeof why) < 0 ||
+	    set_conf(conf, "enable.auto.offset.store", "false", why, sizeof why) < 0 ||
+	    set_conf(conf, "enable.partition.eof", "false", why, sizeof why) < 0)
+		goto fail;
+	rd_kafka_conf_set_opaque(conf, rt);
+	rd_kafka_conf_set_log_cb(conf, log_cb);
+	rd_kafka_conf_set_error_cb(conf, error_cb);
+	rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+	rt->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+	if (!rt->rk) {
+		snprintf(why, sizeof why, "cannot create the consumer: %s", errstr);
+		goto fail;
+	}
+	conf = NULL; /* the consumer owns it */
+	rd_kafka_poll_set_consumer(rt->rk);
+	rd_kafka_topic_partition_list_t *topics =
+	    rd_kafka_topic_partition_list_new((int)o->topics.n);
+	for (size_t i = 0; topics && i < o->topics.n; i++)
+		rd_kafka_topic_partition_list_add(topics, o->topics.v[i], RD_KAFKA_PARTITION_UA);
+	rd_kafka_resp_err_t e =
+	    topics ? rd_kafka_subscribe(rt->rk, topics) : RD_KAFKA_RESP_ERR__NOENT;
+	if (topics)
+		rd_kafka_topic_partition_list_destroy(topics);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		snprintf(why, sizeof why, "cannot subscribe: %s", rd_kafka_err2str(e));
+		goto fail;
+	}
+	health_publish(rt);
+	if (pthread_create(&ctx->thread, NULL, consumer_main, ctx) != 0) {
+		snprintf(why, sizeof why, "cannot start the consumer thread: %s", strerror(errno));
+		goto fail;
+	}
+	ctx->thread_started = true;
+	td_logs_info(rt->scope, "consuming %zu topic%s from %s as group \"%s\"", o->topics.n,
+		     o->topics.n == 1 ? "" : "s", ctx->bootstrap, o->group);
+	return 0;
+fail:
+	if (conf)
+		rd_kafka_conf_destroy(conf);
+	td_logs_error(td_source_scope(src), "%s", why);
+	td_source_set_ready(src, false, why);
+	return -TD_EINVAL;
+}
+
+static void join_consumer(struct kafka_ctx *ctx)
+{
+	struct kafka_rt *rt = ctx->rt;
+	if (!rt)
+		return;
+	pthread_mutex_lock(&rt->lock);
+	rt->stopping = true;
+	pthread_cond_broadcast(&rt->cond);
+	pthread_mutex_unlock(&rt->lock);
+	if (!ctx->thread_started)
+		return;
+	rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(rt->rk);
+	if (q) {
+		rd_kafka_queue_yield(q);
+		rd_kafka_queue_destroy(q);
+	}
+	pthread_join(ctx->thread, NULL);
+	ctx->thread_started = false;
+}
+
+static void kafka_stop(struct td_source *src)
+{
+	struct kafka_ctx *ctx = td_source_ctx(src);
+	ctx->stopped = true;
+	join_consumer(ctx);
+	/* What waits is given up (read again after the restart); batches in flight and
+	 * dead letters on their way finish and store their offsets meanwhile. */
+	for (struct kpart *p = ctx->parts; p; p = p->next) {
+		if (p->window_timer) {
+			td_timer_cancel(ctx->engine, p->window_timer);
+			p->window_timer = NULL;
+		}
+		td_kafka_sched_drop_pending(&p->sched);
+		struct td_kafka_batch *b = p->sched.live;
+		while (b) {
+			struct td_kafka_batch *next = b->next_live;
+			if (b->state != B_SUBMITTED && b->outstanding == 0)
+				batch_drop(ctx, b);
+			b = next;
+		}
+	}
+}
+
+static void *closer_main(void *arg)
+{
+	struct kafka_rt *rt = arg;
+	rd_kafka_commit(rt->rk, NULL, 0);
+	rd_kafka_consumer_close(rt->rk);
+	rd_kafka_destroy(rt->rk);
+	pthread_mutex_lock(&rt->lock);
+	rt->closed = true;
+	pthread_cond_broadcast(&rt->cond);
+	pthread_mutex_unlock(&rt->lock);
+	rt_unref(rt);
+	return NULL;
+}
+
+/* Commits and leaves the group on a thread of its own; waits CLOSE_WAIT_MS at most. */
+static void close_consumer(struct kafka_rt *rt)
+{
+	pthread_t t;
+	rt_ref(rt);
+	if (pthread_create(&t, NULL, closer_main, rt) != 0) {
+		closer_main(rt);
+		return;
+	}
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += CLOSE_WAIT_MS / 1000;
+	pthread_mutex_lock(&rt->lock);
+	while (!rt->closed)
+		if (pthread_cond_timedwait(&rt->cond, &rt->lock, &until) == ETIMEDOUT)
+			break;
+	bool closed = rt->closed;
+	pthread_mutex_unlock(&rt->lock);
+	if (closed) {
+		pthread_join(t, NULL);
+	} else {
+		td_logs_warn(rt->scope, "the consumer is still closing after %d s; not waiting",
+			     CLOSE_WAIT_MS / 1000);
+		pthread_detach(t);
+	}
+}
+
+static void kafka_destroy(struct td_source *src)
+{
+	struct kafka_ctx *ctx = td_source_ctx(src);
+	struct kafka_rt *rt = ctx->rt;
+
+	ctx->stopped = true;
+	join_consumer(ctx);
+	while (ctx->revokes)
+		op_done(ctx, ctx->revokes);
+	while (ctx->parts) {
+		struct kpart *p = ctx->parts;
+		ctx->parts = p->next;
+		part_free(ctx, p);
+	}
+	/* Dead letters still on their way free themselves when they land. */
+	struct dlq_send *d = ctx->dlqs;
+	ctx->dlqs = NULL;
+	while (d) {
+		struct dlq_send *next = d->next;
+		d->prev = d->next = NULL;
+		d->r = NULL;
+		if (d->timer) {
+			td_timer_cancel(ctx->engine, d->timer);
+			dlq_free(d);
+		}
+		d = next;
+	}
+	if (rt) {
+		pthread_mutex_lock(&rt->lock);
+		rt->ctx = NULL;
+		rt->src = NULL;
+		rt->closing = true;
+		pthread_mutex_unlock(&rt->lock);
+	}
+	if (ctx->producer) {
+		rd_kafka_flush(ctx->producer, PRODUCER_FLUSH_MS);
+		rd_kafka_purge(ctx->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+		atomic_store(&ctx->prod_stop, true);
+		if (ctx->prod_started)
+			pthread_join(ctx->prod_thread, NULL);
+		rd_kafka_destroy(ctx->producer);
+		ctx->producer = NULL;
+	}
+	if (rt && rt->rk)
+		close_consumer(rt);
+	td_destination_destroy(ctx->dlq_dest);
+	free(ctx->dlq_topic);
+	free(ctx->source_attr);
+	free(ctx->bootstrap);
+	if (rt)
+		rt_unref(rt);
+	memset(ctx, 0, sizeof *ctx);
 }
 
 const struct td_source_ops td_source_kafka = {
@@ -249,4 +2302,10 @@ const struct td_source_ops td_source_kafka = {
     .options = kafka_options,
     .opts_size = sizeof(struct kafka_opts),
     .check = kafka_check,
+    .ctx_size = sizeof(struct kafka_ctx),
+    .start = kafka_start,
+    .stop = kafka_stop,
+    .settle = kafka_settle,
+    .destroy = kafka_destroy,
+    .publish = kafka_publish,
 };

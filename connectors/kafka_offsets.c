@@ -59,6 +59,8 @@ int td_kafka_offsets_add(struct td_kafka_offsets *t, long long offset)
 		return -TD_EINVAL;
 	if (t->len == t->cap && grow(t) < 0)
 		return -TD_ENOMEM;
+	if (t->last < 0)
+		t->committed = offset; /* where reading started: nothing to report yet */
 	size_t s = slot(t, t->len);
 	t->offs[s] = offset;
 	t->done[s] = 0;

@@ -30,7 +30,7 @@ struct td_kafka_offsets {
 	unsigned char *done; /* settled flag per slot */
 	size_t head, len, cap;
 	long long last;	     /* the last offset added, -1 before the first */
-	long long committed; /* the last position td_kafka_offsets_advance reported, -1: none */
+	long long committed; /* the last position reported (at first: the first offset) */
 	size_t open;	     /* tracked and not settled */
 };
 
@@ -56,7 +56,8 @@ long long td_kafka_offsets_position(const struct td_kafka_offsets *t);
 
 /*
  * Drops the settled prefix and returns true with *position set when the position moved
- * past the last one reported (what the caller stores for the next commit).
+ * past the last one reported, or past the first offset added when none was reported yet
+ * (what the caller stores for the next commit).
  */
 bool td_kafka_offsets_advance(struct td_kafka_offsets *t, long long *position);
 

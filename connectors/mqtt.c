@@ -347,6 +347,10 @@ struct mqtt_rt {
 	bool orphaned;	      /* destroy gave up waiting: the worker frees rt */
 	bool worker_done;
 	bool connected, connecting, disconnected;
+	int before[256]; /* TCP sockets before the connection attempt */
+	int nbefore;
+	int sock_fd; /* paho's socket to the broker, or -1 */
+	int sock_port;
 	int attempt;
 	long long next_connect_ms;
 	struct publish_item *pub_head, *pub_tail;
@@ -485,8 +489,9 @@ static void on_publish_fail(void *context, MQTTAsync_failureData *response)
 {
 	char why[160];
 	snprintf(why, sizeof why, "broker did not take it: %s",
-		 response && response->message ? response->message
-					       : MQTTAsync_strerror(response ? response->code : -1));
+		 response && response->message
+		     ? response->message
+		     : MQTTAsync_strerror(response ? response->code : -1));
 	publish_report(context, false, why);
 }
 
@@ -496,9 +501,9 @@ static void on_publish_fail5(void *context, MQTTAsync_failureData5 *response)
 	snprintf(why, sizeof why, "broker did not take it: %s",
 		 response && response->reasonCode
 		     ? MQTTReasonCode_toString(response->reasonCode)
-		     : (response && response->message ? response->message
-						      : MQTTAsync_strerror(response ? response->code
-										     : -1)));
+		     : (response && response->message
+			    ? response->message
+			    : MQTTAsync_strerror(response ? response->code : -1)));
 	publish_report(context, false, why);
 }
 
@@ -567,8 +572,8 @@ static void publish_queue(struct mqtt_rt *rt, struct publish_item *p)
 		publish_report(p, false, "the source is stopping");
 }
 
-static void mqtt_publish(struct td_source *src, const char *target, const void *record,
-			 size_t len, void (*done)(void *arg, bool ok, const char *error), void *arg)
+static void mqtt_publish(struct td_source *src, const char *target, const void *record, size_t len,
+			 void (*done)(void *arg, bool ok, const char *error), void *arg)
 {
 	struct mqtt_rt *rt = rt_of(src);
 	struct publish_item *p = calloc(1, sizeof *p);
@@ -648,8 +653,8 @@ static int reply_target(struct mqtt_rt *rt, struct delivery *d, MQTTAsync_messag
 		MQTTProperty *cp = MQTTProperties_getProperty(&msg->properties,
 							      MQTTPROPERTY_CODE_CORRELATION_DATA);
 		if (rp && rp->value.data.len > 0) {
-			if (!(d->reply_topic = strndup(rp->value.data.data,
-						       (size_t)rp->value.data.len)))
+			if (!(d->reply_topic =
+				  strndup(rp->value.data.data, (size_t)rp->value.data.len)))
 				return -TD_ENOMEM;
 			if (td_mqtt_topic_validate(d->reply_topic, err, sizeof err) < 0) {
 				td_logs_warn(rt->scope, "message on \"%s\": response topic: %s",
@@ -667,7 +672,8 @@ static int reply_target(struct mqtt_rt *rt, struct delivery *d, MQTTAsync_messag
 		}
 	}
 	if (!d->reply_topic && rt->reply_template) {
-		d->reply_topic = td_mqtt_template_render(rt->reply_template, topic, err, sizeof err);
+		d->reply_topic =
+		    td_mqtt_template_render(rt->reply_template, topic, err, sizeof err);
 		if (!d->reply_topic)
 			td_logs_warn(rt->scope, "message on \"%s\": %s", topic, err);
 	}
@@ -737,10 +743,11 @@ static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_
 		bool log = td_log_ratelimit(&rt->rl_payload, 5, 10000);
 		pthread_mutex_unlock(&rt->lock);
 		if (log)
-			td_logs_error(rt->scope,
-				      "message on \"%.200s\" dropped: its payload of %d bytes is over "
-				      "max_payload (%lld bytes)",
-				      topic_name, msg->payloadlen, rt->max_payload);
+			td_logs_error(
+			    rt->scope,
+			    "message on \"%.200s\" dropped: its payload of %d bytes is over "
+			    "max_payload (%lld bytes)",
+			    topic_name, msg->payloadlen, rt->max_payload);
 		goto ack;
 	}
 	if (!(ev = make_event(rt, topic_name, tlen, msg, &permanent)))
@@ -785,8 +792,9 @@ static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_
 		if (delay > 30000)
 			delay = 30000;
 		if (td_log_ratelimit(&rt->rl_busy, 3, 10000))
-			td_logs_warn(rt->scope, "message on \"%.200s\" held: the router is busy; "
-						"trying again in %lld ms",
+			td_logs_warn(rt->scope,
+				     "message on \"%.200s\" held: the router is busy; "
+				     "trying again in %lld ms",
 				     d->topic, delay);
 		d->settled = false;
 		long long until = td_now_ms() + delay;
@@ -826,8 +834,9 @@ static void mqtt_settle(struct td_source *src, void *handle, const struct td_set
 		queue_reply(rt, d, s);
 	pthread_mutex_lock(&rt->lock);
 	if (s->status == TD_SETTLE_FAILED && td_log_ratelimit(&rt->rl_failed, 5, 10000))
-		td_logs_warn(rt->scope, "message on \"%.200s\": sync function failed (%s); "
-					"acknowledged",
+		td_logs_warn(rt->scope,
+			     "message on \"%.200s\": sync function failed (%s); "
+			     "acknowledged",
 			     d->topic, s->reason ? s->reason : "error");
 	if (d->qos == 0) {
 		rt->qos0_inflight--;
@@ -863,8 +872,9 @@ static void schedule_reconnect(struct mqtt_rt *rt, const char *why)
 	    td_backoff_ceiling_ms(rt->attempt, rt->reconnect_min_ms, rt->reconnect_max_ms);
 	long long delay = ceiling / 2 + (ceiling > 1 ? random() % (ceiling / 2 + 1) : 0);
 	rt->next_connect_ms = td_now_ms() + delay;
-	bool quit = rt->quit || rt->orphaned;
-	bool log = td_log_ratelimit(&rt->rl_connect, 3, 30000);
+	bool quit = rt->quit || rt->orphaned || rt->stopping;
+	rt->sock_fd = -1;
+	bool log = !quit && td_log_ratelimit(&rt->rl_connect, 3, 30000);
 	int attempt = rt->attempt;
 	pthread_cond_signal(&rt->wcond);
 	pthread_mutex_unlock(&rt->lock);
@@ -962,8 +972,8 @@ static void subscribe(struct mqtt_rt *rt)
 		ro.onSuccess = on_sub_ok;
 		ro.onFailure = on_sub_fail;
 	}
-	int rc = MQTTAsync_subscribeMany(rt->client, (int)rt->nfilters, rt->filters,
-					 rt->filter_qos, &ro);
+	int rc = MQTTAsync_subscribeMany(rt->client, (int)rt->nfilters, rt->filters, rt->filter_qos,
+					 &ro);
 	if (rc != MQTTASYNC_SUCCESS)
 		sub_failed(rt, MQTTAsync_strerror(rc));
 }
@@ -989,40 +999,69 @@ static int uri_port(const char *uri)
 	return 1883;
 }
 
-/*
- * paho 1.3 leaves Nagle's algorithm on and has no option for TCP_NODELAY, which holds
- * each acknowledgement back for a delayed ACK of the broker (40 ms per message when the
- * callback waits for each settle). Its socket is found among this process's TCP sockets
- * by the broker's port, and TCP_NODELAY is set on it (on another client's socket to the
- * same port it only helps too).
- */
-static void set_nodelay(int port)
+/* The TCP sockets of this process whose peer port is port (any peer: port < 0). */
+static int tcp_sockets(int port, int *out, int cap)
 {
 	DIR *dir = opendir("/proc/self/fd");
 	struct dirent *de;
+	int n = 0;
 	if (!dir)
-		return;
-	while ((de = readdir(dir))) {
+		return 0;
+	while ((de = readdir(dir)) && n < cap) {
 		int fd = atoi(de->d_name);
 		struct stat st;
 		struct sockaddr_storage peer;
 		socklen_t len = sizeof peer;
-		int one = 1, type = 0;
+		int type = 0;
 		socklen_t tlen = sizeof type;
 		if (de->d_name[0] < '0' || de->d_name[0] > '9' || fd == dirfd(dir) ||
 		    fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) ||
 		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM ||
 		    getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
 			continue;
-		int pport = peer.ss_family == AF_INET
-				? ntohs(((struct sockaddr_in *)&peer)->sin_port)
-			    : peer.ss_family == AF_INET6
-				? ntohs(((struct sockaddr_in6 *)&peer)->sin6_port)
-				: -1;
-		if (pport == port)
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		int pport =
+		    peer.ss_family == AF_INET	 ? ntohs(((struct sockaddr_in *)&peer)->sin_port)
+		    : peer.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&peer)->sin6_port)
+						 : -1;
+		if (pport >= 0 && (port < 0 || pport == port))
+			out[n++] = fd;
 	}
 	closedir(dir);
+	return n;
+}
+
+static bool has_fd(const int *v, int n, int fd)
+{
+	for (int i = 0; i < n; i++)
+		if (v[i] == fd)
+			return true;
+	return false;
+}
+
+/*
+ * paho 1.3 neither exposes its socket nor sets TCP_NODELAY, which holds each
+ * acknowledgement back for the broker's delayed ACK (40 ms per message when the callback
+ * waits for each settle). Its socket is the TCP socket to the broker's port that was not
+ * there before the connection attempt (rt->before): TCP_NODELAY is set on it, and stop()
+ * shuts it down so that nothing more is acknowledged. When it cannot be told apart (two
+ * clients connecting at once), TCP_NODELAY goes on every socket to that port and stop()
+ * falls back to paho's persistence.
+ */
+static int find_own_socket(struct mqtt_rt *rt, int port)
+{
+	int now[256], n = tcp_sockets(port, now, 256), found = -1, nfound = 0, one = 1;
+	for (int i = 0; i < n; i++)
+		if (!has_fd(rt->before, rt->nbefore, now[i])) {
+			found = now[i];
+			nfound++;
+		}
+	if (nfound != 1) {
+		for (int i = 0; i < n; i++)
+			setsockopt(now[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		return -1;
+	}
+	setsockopt(found, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	return found;
 }
 
 static void connected(struct mqtt_rt *rt, const char *uri, int session_present)
@@ -1035,11 +1074,20 @@ static void connected(struct mqtt_rt *rt, const char *uri, int session_present)
 	pthread_mutex_unlock(&rt->lock);
 	if (quit)
 		return;
-	set_nodelay(uri_port(uri ? uri : rt->uris[0]));
+	int port = uri_port(uri ? uri : rt->uris[0]);
+	int fd = find_own_socket(rt, port);
+	pthread_mutex_lock(&rt->lock);
+	rt->sock_fd = fd;
+	rt->sock_port = port;
+	pthread_mutex_unlock(&rt->lock);
 	td_logs_info(rt->scope, "connected to %s as \"%s\" (MQTT %s, session %s)",
 		     uri ? uri : rt->uris[0], rt->client_id,
 		     rt->version == MQTTVERSION_5 ? "5" : "3.1.1",
 		     session_present ? "resumed" : "new");
+	/* A resumed session already holds the subscriptions, and its backlog may come
+	 * before the SUBACK (each message waits for its settle): ready now. */
+	if (session_present)
+		td_source_set_ready(rt->src, true, NULL);
 	subscribe(rt);
 }
 
@@ -1079,7 +1127,7 @@ static void on_connect_fail(void *context, MQTTAsync_failureData *response)
 	    "the broker refused the connection: not authorized",
 	};
 	snprintf(why, sizeof why, "cannot connect to %s: %s", uris,
-		 code >= 1 && code <= 5 ? refused[code]
+		 code >= 1 && code <= 5		 ? refused[code]
 		 : response && response->message ? response->message
 						 : MQTTAsync_strerror(code));
 	schedule_reconnect(rt, why);
@@ -1091,13 +1139,14 @@ static void on_connect_fail5(void *context, MQTTAsync_failureData5 *response)
 	char why[600], uris[300];
 	uris_text(rt, uris, sizeof uris);
 	/* A CONNACK refusal comes as the reason code, or (paho 1.3) as the code. */
-	int refusal = !response ? 0
-		      : response->reasonCode >= 0x80 ? (int)response->reasonCode
+	int refusal = !response						 ? 0
+		      : response->reasonCode >= 0x80			 ? (int)response->reasonCode
 		      : response->code >= 0x80 && response->code <= 0xff ? response->code
 									 : 0;
 	if (refusal)
-		snprintf(why, sizeof why, "cannot connect to %s: the broker refused the "
-					  "connection: %s",
+		snprintf(why, sizeof why,
+			 "cannot connect to %s: the broker refused the "
+			 "connection: %s",
 			 uris, MQTTReasonCode_toString((enum MQTTReasonCodes)refusal));
 	else
 		snprintf(why, sizeof why, "cannot connect to %s: %s", uris,
@@ -1249,29 +1298,35 @@ static void *worker_main(void *arg)
 	while (!rt->quit) {
 		if (rt->pub_head) {
 			struct publish_item *list = rt->pub_head;
+			bool stopped = rt->stopping;
 			rt->pub_head = rt->pub_tail = NULL;
 			pthread_mutex_unlock(&rt->lock);
 			while (list) {
 				struct publish_item *p = list;
 				list = p->next;
 				p->next = NULL;
-				if (have_client)
+				if (stopped)
+					publish_report(p, false, "the source is stopped");
+				else if (have_client)
 					send_one(rt, p);
 				else
-					publish_report(p, false, "the MQTT client could not be created");
+					publish_report(p, false,
+						       "the MQTT client could not be created");
 			}
 			pthread_mutex_lock(&rt->lock);
 			continue;
 		}
 		long long now = td_now_ms();
-		if (have_client && !rt->connected && !rt->connecting && now >= rt->next_connect_ms) {
+		if (have_client && !rt->stopping && !rt->connected && !rt->connecting &&
+		    now >= rt->next_connect_ms) {
 			rt->connecting = true;
+			rt->nbefore = tcp_sockets(-1, rt->before, 256);
 			pthread_mutex_unlock(&rt->lock);
 			start_connect(rt);
 			pthread_mutex_lock(&rt->lock);
 			continue;
 		}
-		if (have_client && !rt->connected && !rt->connecting)
+		if (have_client && !rt->stopping && !rt->connected && !rt->connecting)
 			wait_ms(rt, &rt->wcond, rt->next_connect_ms - now);
 		else
 			pthread_cond_wait(&rt->wcond, &rt->lock);
@@ -1331,6 +1386,7 @@ static int mqtt_start(struct td_source *src)
 	pthread_condattr_destroy(&ca);
 	rt->src = src;
 	rt->engine = td_source_engine(src);
+	rt->sock_fd = -1;
 	snprintf(rt->scope, sizeof rt->scope, "%s", td_source_scope(src));
 	rt->version = o->protocol == MQTT_V311 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
 	rt->uris = calloc(o->uri.n + 1, sizeof *rt->uris);
@@ -1415,7 +1471,18 @@ static void mqtt_stop(struct td_source *src)
 		return;
 	pthread_mutex_lock(&rt->lock);
 	rt->stopping = true;
+	/* Close the connection under paho (whose lock a waiting callback holds): the
+	 * messages that are not settled yet are then never acknowledged, and the broker
+	 * delivers them again to the next session. */
+	int fd = rt->sock_fd, mine[256];
+	if (fd >= 0 && has_fd(mine, tcp_sockets(rt->sock_port, mine, 256), fd))
+		shutdown(fd, SHUT_RDWR);
+	else if (rt->connected)
+		td_logs_warn(rt->scope, "stopping without knowing paho's socket: unsettled "
+					"messages stay in paho's persistence");
+	rt->sock_fd = -1;
 	pthread_cond_broadcast(&rt->cond);
+	pthread_cond_signal(&rt->wcond);
 	pthread_mutex_unlock(&rt->lock);
 }
 

@@ -17,9 +17,9 @@
 
 /* Attribute names a user property must not take over. */
 static const char *const reserved[] = {
-    "id",	   "source",	"type",	    "specversion", "subject",	  "time",
-    "datacontenttype", "dataschema", "data", "data_base64", "mqtttopic", "mqttqos",
-    "mqttretain",	   NULL,
+    "id",	 "source",	    "type",	  "specversion", "subject",
+    "time",	 "datacontenttype", "dataschema", "data",	 "data_base64",
+    "mqtttopic", "mqttqos",	    "mqttretain", NULL,
 };
 
 static bool bad_codepoint(unsigned cp)
@@ -109,8 +109,7 @@ struct td_event *td_mqtt_event_create(const struct td_mqtt_message *m, char *not
 	if (rc == -TD_EINVAL) {
 		if (!(topic = escape_topic(m->topic, m->topic_len)))
 			goto fail;
-		set_note(note, notelen, "the topic", topic, strlen(topic),
-			 "was percent-encoded");
+		set_note(note, notelen, "the topic", topic, strlen(topic), "was percent-encoded");
 		rc = td_event_set(ev, "subject", topic);
 	}
 	if (rc < 0 || td_event_set(ev, "mqtttopic", td_event_get(ev, "subject")) < 0 ||

@@ -30,10 +30,10 @@ struct td_mqtt_property {
 
 /* One received message, as views into the client library's buffers (nothing is kept). */
 struct td_mqtt_message {
-	const char *source;   /* the source's name */
-	const char *topic;    /* topic_len bytes */
+	const char *source; /* the source's name */
+	const char *topic;  /* topic_len bytes */
 	size_t topic_len;
-	const void *payload;  /* payload_len bytes; may be NULL when payload_len is 0 */
+	const void *payload; /* payload_len bytes; may be NULL when payload_len is 0 */
 	size_t payload_len;
 	int qos;
 	bool retained;

@@ -52,8 +52,8 @@ static int check_text(const char *s, const char *what, char *err, size_t errlen)
 		if (k == 0)
 			return fail(err, errlen, "%s is not valid UTF-8 at byte %zu", what, i);
 		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
-			return fail(err, errlen, "%s holds a control character at byte %zu",
-				    what, i);
+			return fail(err, errlen, "%s holds a control character at byte %zu", what,
+				    i);
 		i += k;
 	}
 	return 0;
@@ -76,10 +76,11 @@ int td_mqtt_filter_validate(const char *filter, char *err, size_t errlen)
 		bool level_end = p[1] == '\0' || p[1] == '/';
 		size_t at = (size_t)(p - filter);
 		if (*p == '#' && (!level_start || p[1] != '\0'))
-			return fail(err, errlen,
-				    "the topic filter: '#' at byte %zu must be the whole last level "
-				    "(\"a/#\")",
-				    at);
+			return fail(
+			    err, errlen,
+			    "the topic filter: '#' at byte %zu must be the whole last level "
+			    "(\"a/#\")",
+			    at);
 		if (*p == '+' && (!level_start || !level_end))
 			return fail(err, errlen,
 				    "the topic filter: '+' at byte %zu must be a whole level "
@@ -97,10 +98,11 @@ int td_mqtt_topic_validate(const char *topic, char *err, size_t errlen)
 	const char *w = strpbrk(topic, "+#");
 	if (w) {
 		if (err && errlen)
-			snprintf(err, errlen,
-				 "the topic name holds the wildcard '%c' at byte %zu (wildcards are "
-				 "for filters)",
-				 *w, (size_t)(w - topic));
+			snprintf(
+			    err, errlen,
+			    "the topic name holds the wildcard '%c' at byte %zu (wildcards are "
+			    "for filters)",
+			    *w, (size_t)(w - topic));
 		return -TD_EINVAL;
 	}
 	return 0;

@@ -250,6 +250,17 @@ struct td_redis_entry *td_redis_entry_from_reply(const redisReply *r, char *err,
 
 /* ---- replies ---- */
 
+/* An error reply: "COMMAND: the server's message" (never an empty reason). */
+static int reply_error(const redisReply *r, const char *command, char *err, size_t errlen)
+{
+	size_t n = r->str ? strnlen(r->str, r->len < 300 ? r->len : 300) : 0;
+	if (n)
+		set_err(err, errlen, "%s: %.*s", command, (int)n, r->str);
+	else
+		set_err(err, errlen, "%s: an error without a message", command);
+	return -TD_EINVAL;
+}
+
 static long find_stream(const redisReply *key, const char *const *streams, size_t nstreams)
 {
 	for (size_t i = 0; i < nstreams; i++)
@@ -268,10 +279,8 @@ int td_redis_parse_xreadgroup(const redisReply *r, const char *const *streams, s
 	}
 	if (r->type == REDIS_REPLY_NIL)
 		return 0;
-	if (r->type == REDIS_REPLY_ERROR) {
-		set_err(err, errlen, "%.*s", (int)(r->len < 300 ? r->len : 300), r->str ? r->str : "");
-		return -TD_EINVAL;
-	}
+	if (r->type == REDIS_REPLY_ERROR)
+		return reply_error(r, "XREADGROUP", err, errlen);
 	if (r->type != REDIS_REPLY_ARRAY || (r->elements && !r->element)) {
 		set_err(err, errlen, "XREADGROUP answered %s, not an array of streams",
 			type_name(r));
@@ -333,10 +342,8 @@ int td_redis_parse_xautoclaim(const redisReply *r, size_t stream, char cursor[TD
 		set_err(err, errlen, "no reply");
 		return -TD_EINVAL;
 	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		set_err(err, errlen, "%.*s", (int)(r->len < 300 ? r->len : 300), r->str ? r->str : "");
-		return -TD_EINVAL;
-	}
+	if (r->type == REDIS_REPLY_ERROR)
+		return reply_error(r, "XAUTOCLAIM", err, errlen);
 	if (r->type != REDIS_REPLY_ARRAY || (r->elements != 2 && r->elements != 3) ||
 	    !r->element) {
 		set_err(err, errlen, "XAUTOCLAIM answered %s, not [cursor, entries, deleted]",
@@ -393,10 +400,8 @@ int td_redis_parse_xpending(const redisReply *r,
 		set_err(err, errlen, "no reply");
 		return -TD_EINVAL;
 	}
-	if (r->type == REDIS_REPLY_ERROR) {
-		set_err(err, errlen, "%.*s", (int)(r->len < 300 ? r->len : 300), r->str ? r->str : "");
-		return -TD_EINVAL;
-	}
+	if (r->type == REDIS_REPLY_ERROR)
+		return reply_error(r, "XPENDING", err, errlen);
 	if (r->type != REDIS_REPLY_ARRAY || (r->elements && !r->element)) {
 		set_err(err, errlen, "XPENDING answered %s, not an array", type_name(r));
 		return -TD_EINVAL;

@@ -7,6 +7,7 @@
  */
 #include "redis_streams_util.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -193,15 +194,15 @@ static int tcp_url(const char *s, size_t from, size_t len, struct td_redis_url *
 		if (!close)
 			return fail(err, errlen, i, "'[' of an IPv6 address is not closed");
 		host_end = (size_t)(close - s);
-		for (size_t k = i + 1; k < host_end; k++)
-			if (hex_value(s[k]) < 0 && s[k] != ':' && s[k] != '.')
-				return fail(err, errlen, k, "not an IPv6 address");
 		if (host_end == i + 1)
 			return fail(err, errlen, i, "empty IPv6 address");
-		if (host_end - i - 1 >= sizeof u->host)
-			return fail(err, errlen, i, "the host is too long");
+		if (host_end - i - 1 >= INET6_ADDRSTRLEN)
+			return fail(err, errlen, i + 1, "not an IPv6 address");
 		memcpy(u->host, s + i + 1, host_end - i - 1);
 		u->host[host_end - i - 1] = '\0';
+		struct in6_addr addr;
+		if (inet_pton(AF_INET6, u->host, &addr) != 1)
+			return fail(err, errlen, i + 1, "not an IPv6 address");
 		i = host_end + 1;
 	} else {
 		while (i < end && s[i] != ':') {

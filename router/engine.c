@@ -1,7 +1,9 @@
 /*
  * The engine loop: one thread that runs calls handed in by other threads (the inbox),
- * one-shot timers, and every libcurl transfer, and sleeps in curl_multi_poll() when
- * there is nothing to do.
+ * one-shot timers, and every libcurl transfer, and sleeps in epoll_wait() when there is
+ * nothing to do. libcurl is driven through curl_multi_socket_action(): it tells us which
+ * sockets to watch (socket callback) and when it wants a timeout (timer callback), so a
+ * wakeup costs work for the sockets that are ready, not for every transfer in flight.
  *
  * The inbox is a mutex-protected list plus an eventfd. Cross-thread wakeups are dear
  * on small machines, so a producer writes the eventfd only when the engine sleeps and
@@ -19,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +58,8 @@ struct watched_fd {
 
 struct td_engine {
 	CURLM *multi;
+	int epoll_fd;
+	long long curl_due_ms; /* when libcurl wants its timeout action; -1: never */
 	int wake_fd;
 	pthread_mutex_t lock;
 	struct call *calls, *calls_tail; /* the inbox, under lock */
@@ -88,24 +93,63 @@ long long td_wall_ms(void)
 	return (long long)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
+/* libcurl wants socket s watched for `what` (or no longer: CURL_POLL_REMOVE). */
+static int curl_socket_changed(CURL *easy, curl_socket_t s, int what, void *arg, void *socketp)
+{
+	(void)easy;
+	struct td_engine *e = arg;
+	if (what == CURL_POLL_REMOVE) {
+		epoll_ctl(e->epoll_fd, EPOLL_CTL_DEL, s, NULL);
+		return 0;
+	}
+	struct epoll_event ev = {.data.fd = s};
+	if (what & CURL_POLL_IN)
+		ev.events |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		ev.events |= EPOLLOUT;
+	if (epoll_ctl(e->epoll_fd, socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) < 0 &&
+	    epoll_ctl(e->epoll_fd, socketp ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, s, &ev) < 0)
+		td_log_error("engine: cannot watch socket %d: %s", (int)s, strerror(errno));
+	curl_multi_assign(e->multi, s, e); /* marks s as added */
+	return 0;
+}
+
+static int curl_timer_changed(CURLM *multi, long timeout_ms, void *arg)
+{
+	(void)multi;
+	struct td_engine *e = arg;
+	e->curl_due_ms = timeout_ms < 0 ? -1 : td_now_ms() + timeout_ms;
+	return 0;
+}
+
 struct td_engine *td_engine_create(void)
 {
 	struct td_engine *e = calloc(1, sizeof *e);
 	if (!e)
 		return NULL;
 	e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	e->multi = curl_multi_init();
-	if (e->wake_fd < 0 || !e->multi) {
+	e->curl_due_ms = -1;
+	struct epoll_event wake = {.events = EPOLLIN, .data.fd = e->wake_fd};
+	if (e->wake_fd < 0 || e->epoll_fd < 0 || !e->multi ||
+	    epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->wake_fd, &wake) < 0) {
 		td_log_error("engine: cannot create the event loop: %s", strerror(errno));
 		goto fail;
 	}
 	curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
 	curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 256L);
+	curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_changed);
+	curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
+	curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, curl_timer_changed);
+	curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
 	pthread_mutex_init(&e->lock, NULL);
 	return e;
 fail:
 	if (e->wake_fd >= 0)
 		close(e->wake_fd);
+	if (e->epoll_fd >= 0)
+		close(e->epoll_fd);
 	if (e->multi)
 		curl_multi_cleanup(e->multi);
 	free(e);
@@ -131,6 +175,7 @@ void td_engine_destroy(struct td_engine *e)
 	free(e->heap);
 	curl_multi_cleanup(e->multi);
 	close(e->wake_fd);
+	close(e->epoll_fd);
 	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
@@ -341,6 +386,9 @@ int td_engine_watch_fd(struct td_engine *e, int fd, void (*fn)(void *arg, int fd
 {
 	if (e->n_watched == MAX_WATCHED_FDS)
 		return -TD_EFULL;
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+	if (epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -TD_EIO;
 	e->watched[e->n_watched++] = (struct watched_fd){fd, fn, arg};
 	return 0;
 }
@@ -356,40 +404,51 @@ void td_engine_stop(struct td_engine *e)
 	e->running = false;
 }
 
+static void curl_action(struct td_engine *e, curl_socket_t s, int flags)
+{
+	int running;
+	curl_multi_socket_action(e->multi, s, flags, &running);
+	finish_transfers(e);
+}
+
+static bool is_watched(struct td_engine *e, int fd, int *index)
+{
+	for (int i = 0; i < e->n_watched; i++)
+		if (e->watched[i].fd == fd) {
+			*index = i;
+			return true;
+		}
+	return false;
+}
+
 int td_engine_run(struct td_engine *e)
 {
+	struct epoll_event events[64];
 	e->running = true;
 	while (e->running) {
-		int running_transfers;
 		run_calls(e);
 		long long next_timer = run_timers(e);
-		curl_multi_perform(e->multi, &running_transfers);
-		finish_transfers(e);
+		if (e->curl_due_ms >= 0 && e->curl_due_ms <= td_now_ms()) {
+			e->curl_due_ms = -1;
+			curl_action(e, CURL_SOCKET_TIMEOUT, 0);
+		}
 		if (e->idle_hook)
 			e->idle_hook(e->idle_arg);
 		if (!e->running)
 			break;
-		long curl_timeout = -1;
-		curl_multi_timeout(e->multi, &curl_timeout);
-		long long wait = 1000;
+		long long now = td_now_ms(), wait = 1000;
 		if (next_timer >= 0 && next_timer < wait)
 			wait = next_timer;
-		if (curl_timeout >= 0 && curl_timeout < wait)
-			wait = curl_timeout;
+		if (e->curl_due_ms >= 0 && e->curl_due_ms - now < wait)
+			wait = e->curl_due_ms > now ? e->curl_due_ms - now : 0;
 
-		struct curl_waitfd fds[MAX_WATCHED_FDS + 1];
-		fds[0] = (struct curl_waitfd){.fd = e->wake_fd, .events = CURL_WAIT_POLLIN};
-		for (int i = 0; i < e->n_watched; i++)
-			fds[i + 1] = (struct curl_waitfd){.fd = e->watched[i].fd,
-							  .events = CURL_WAIT_POLLIN};
 		pthread_mutex_lock(&e->lock);
 		if (e->calls)
 			wait = 0;
 		e->sleeping = true;
 		pthread_mutex_unlock(&e->lock);
 
-		if (wait > 0)
-			curl_multi_poll(e->multi, fds, (unsigned)e->n_watched + 1, (int)wait, NULL);
+		int n = epoll_wait(e->epoll_fd, events, 64, (int)wait);
 
 		pthread_mutex_lock(&e->lock);
 		e->sleeping = false;
@@ -401,9 +460,23 @@ int td_engine_run(struct td_engine *e)
 			ssize_t rc = read(e->wake_fd, &count, sizeof count);
 			(void)rc;
 		}
-		for (int i = 0; i < e->n_watched; i++)
-			if (fds[i + 1].revents & CURL_WAIT_POLLIN)
-				e->watched[i].fn(e->watched[i].arg, e->watched[i].fd);
+		for (int i = 0; i < n; i++) {
+			int fd = events[i].data.fd, w;
+			if (fd == e->wake_fd)
+				continue;
+			if (is_watched(e, fd, &w)) {
+				e->watched[w].fn(e->watched[w].arg, fd);
+				continue;
+			}
+			int flags = 0;
+			if (events[i].events & (EPOLLIN | EPOLLHUP))
+				flags |= CURL_CSELECT_IN;
+			if (events[i].events & EPOLLOUT)
+				flags |= CURL_CSELECT_OUT;
+			if (events[i].events & EPOLLERR)
+				flags |= CURL_CSELECT_ERR;
+			curl_action(e, fd, flags);
+		}
 	}
 	return 0;
 }

@@ -158,22 +158,28 @@ static const char *show(const struct td_pj *v, char *buf, size_t cap)
 {
 	switch (v->type) {
 	case TD_PJ_STRING: {
-		size_t o = 0;
+		/* room for the escapes, "...", the closing quote and the NUL */
+		size_t o = 0, lim = cap - 6;
 		buf[o++] = '"';
-		for (size_t i = 0; i < v->len && o + 8 < cap; i++) {
+		for (size_t i = 0; i < v->len; i++) {
 			unsigned char c = (unsigned char)v->str[i];
+			/* a whole UTF-8 sequence or nothing (the text is valid UTF-8) */
+			size_t seq = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+			size_t need = c == '"' || c == '\\' ? 2 : c < 0x20 ? 6 : seq;
+			if (o + need > lim || i + seq > v->len) {
+				memcpy(buf + o, "...", 3);
+				o += 3;
+				break;
+			}
 			if (c == '"' || c == '\\') {
 				buf[o++] = '\\';
 				buf[o++] = (char)c;
 			} else if (c < 0x20) {
 				o += (size_t)snprintf(buf + o, cap - o, "\\u%04x", c);
 			} else {
-				buf[o++] = (char)c;
-			}
-			if (i + 1 < v->len && o + 8 >= cap) {
-				memcpy(buf + o, "...", 3);
-				o += 3;
-				break;
+				memcpy(buf + o, v->str + i, seq);
+				o += seq;
+				i += seq - 1;
 			}
 		}
 		buf[o++] = '"';

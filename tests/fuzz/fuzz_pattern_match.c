@@ -141,11 +141,35 @@ static void gen_pattern(struct rd *r, struct out *o, int depth)
 
 static void gen_value(struct rd *r, struct out *o, int depth);
 
+/* Filler nobody names, long enough for the 64-byte block paths of the scanner. */
+static const char *const filler[] = {
+    "\"]}\\\"[{\"",
+    "\"\\\\\"",
+    "{\"q\":[1,\"x\",{}]}",
+    "12.5e-3",
+    "\"\xc3\xa9\xe2\x82\xac\"",
+    "\"a\\\"b\"",
+    "[[],[[\"]\"]]]",
+    "\"................................\"",
+    "null",
+};
+
 static void gen_object(struct rd *r, struct out *o, int depth)
 {
 	unsigned used = 0, n = take(r, 5);
 	int first = 1;
 	put(o, "{");
+	if (take(r, 3) == 0) {
+		unsigned k = take(r, 16);
+		put(o, "\"zz\":[");
+		for (unsigned i = 0; i < k; i++) {
+			if (i)
+				put(o, ",");
+			put(o, filler[take(r, sizeof(filler) / sizeof(filler[0]))]);
+		}
+		put(o, "]");
+		first = 0;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		unsigned k = take(r, 4);
 		if (used & (1u << k))

@@ -14,7 +14,6 @@ Numbered scenarios:
 import collections
 import datetime
 import json
-import os
 import re
 import signal
 import subprocess

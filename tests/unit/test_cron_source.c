@@ -237,6 +237,7 @@ Test(cron_source, plan_catchup_table)
 		cr_expect_eq(p.found, c->found, "%s: found %lld", c->name, p.found);
 		cr_expect_eq(p.planned, (long long)(n < 0 ? 0 : n), "%s", c->name);
 		cr_expect_eq(p.aged, c->aged, "%s: aged", c->name);
+		cr_expect_not(p.partial, "%s: partial", c->name);
 		cr_expect_eq(p.after, c->after, "%s", c->name);
 		cr_expect_eq(p.upto, c->upto, "%s", c->name);
 		td_schedule_destroy(s);
@@ -252,10 +253,52 @@ Test(cron_source, plan_catchup_thirty_days_of_seconds_keeps_the_newest_thousand)
 	int n = td_cron_plan_catchup(s, &open_window, TD_CRON_CATCHUP_ALL, 30 * 86400, T0, now, now,
 				     out, TD_CRON_CATCHUP_MAX, &p);
 	cr_assert_eq(n, TD_CRON_CATCHUP_MAX);
-	cr_expect_eq(p.found, 30 * 86400 + 1);
+	/* Only the newest part was walked: more than the kept ones, far fewer than all. */
+	cr_expect(p.partial);
+	cr_expect(p.found >= TD_CRON_CATCHUP_MAX && p.found < 10000, "found %lld", p.found);
 	cr_expect(p.aged);
 	for (int i = 0; i < n; i++)
 		cr_assert_eq(out[i], now - TD_CRON_CATCHUP_MAX + 1 + i, "tick %d", i);
+	td_schedule_destroy(s);
+}
+
+Test(cron_source, plan_catchup_walks_back_until_it_has_enough)
+{
+	static long long out[TD_CRON_CATCHUP_MAX];
+	struct td_cron_plan p;
+	long long now = T0 + 3 * 86400;
+
+	/* Every minute for 3 days (4320 missed): the newest 1000, oldest first. */
+	struct td_schedule *s = parse("* * * * *", NULL);
+	int n = td_cron_plan_catchup(s, &open_window, TD_CRON_CATCHUP_ALL, 30 * 86400, T0, now, now,
+				     out, TD_CRON_CATCHUP_MAX, &p);
+	cr_assert_eq(n, TD_CRON_CATCHUP_MAX);
+	cr_expect(p.partial);
+	cr_expect(p.found >= TD_CRON_CATCHUP_MAX && p.found < 4320, "found %lld", p.found);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(out[i], now - 60LL * (TD_CRON_CATCHUP_MAX - 1 - i), "tick %d", i);
+	/* The same with last: one tick, the newest. */
+	n = td_cron_plan_catchup(s, &open_window, TD_CRON_CATCHUP_LAST, 30 * 86400, T0, now, now,
+				 out, TD_CRON_CATCHUP_MAX, &p);
+	cr_expect(n == 1 && out[0] == now && p.partial);
+	td_schedule_destroy(s);
+
+	/* Daily for 30 days: few ticks, so the whole window is walked and counted. */
+	s = parse("0 0 * * *", NULL);
+	now = T0 + 30 * 86400 + 3600;
+	n = td_cron_plan_catchup(s, &open_window, TD_CRON_CATCHUP_ALL, 31 * 86400, T0 - 1, now, now,
+				 out, TD_CRON_CATCHUP_MAX, &p);
+	cr_assert_eq(n, 31);
+	cr_expect_not(p.partial);
+	cr_expect_not(p.aged);
+	cr_expect_eq(p.found, 31);
+	cr_expect_eq(out[0], T0);
+	cr_expect_eq(out[30], T0 + 30 * 86400);
+	/* One fewer when the oldest (T0) is past the maximum age. */
+	n = td_cron_plan_catchup(s, &open_window, TD_CRON_CATCHUP_ALL, 30 * 86400 - 7200, T0 - 1,
+				 now, now, out, TD_CRON_CATCHUP_MAX, &p);
+	cr_expect_eq(n, 30);
+	cr_expect(p.aged && !p.partial);
 	td_schedule_destroy(s);
 }
 

@@ -711,6 +711,24 @@ Test(pattern, validation_limits)
 	brackets[sizeof(brackets) - 1] = 0;
 	cr_expect_eq(td_pattern_validate(brackets, strlen(brackets), err, sizeof(err)), -TD_EINVAL);
 	cr_expect(strstr(err, "nesting deeper than"), "%s", err);
+	/* long operands shown in messages are cut, escapes and UTF-8 kept whole */
+	static const char *const pieces[] = {"\\\\",	 "\\\"", "\\u0001",
+					     "\xc3\xa9", "x",	 "\xf0\x9f\x98\x80"};
+	for (size_t p = 0; p < sizeof(pieces) / sizeof(pieces[0]); p++) {
+		for (int n = 0; n < 120; n++) {
+			char text[1200];
+			size_t o = (size_t)sprintf(text, "{\"a\":\"");
+			for (int i = 0; i < n; i++)
+				o += (size_t)sprintf(text + o, "%s", pieces[(p + (size_t)i) % 6]);
+			o += (size_t)sprintf(text + o, "\"}");
+			char msg[160];
+			cr_assert_eq(td_pattern_validate(text, o, msg, sizeof(msg)), -TD_EINVAL);
+			cr_expect(strncmp(msg, "at a: expected an array of values", 33) == 0, "%s",
+				  msg);
+			cr_expect(td_pat_utf8_valid(msg, strlen(msg)), "%s", msg);
+			cr_expect(msg[strlen(msg) - 1] == '"', "%s", msg);
+		}
+	}
 	/* NULL and tiny error buffers are allowed */
 	cr_expect_eq(td_pattern_validate("{}", 2, NULL, 0), -TD_EINVAL);
 	char tiny[8];

@@ -328,7 +328,7 @@ Test(redis_entry, fields_become_data)
 Test(redis_entry, many_fields_with_repeats_keep_first_order)
 {
 	struct td_redis_field f[40];
-	char names[40][8], values[40][8];
+	char names[40][16], values[40][16];
 	for (int i = 0; i < 40; i++) {
 		snprintf(names[i], sizeof names[i], "f%d", i % 13);
 		snprintf(values[i], sizeof values[i], "%d", i);
