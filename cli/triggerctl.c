@@ -82,6 +82,7 @@ static int cmd_test_pattern(int argc, char **argv)
 	}
 	if (td_pattern_set_compile(set) < 0 || !(m = td_matcher_create(set)))
 		goto done;
+	td_matcher_set_strict(m, 1); /* the events come from outside: validate them whole */
 	const unsigned *ids;
 	int n = td_matcher_match(m, event, strlen(event), &ids, err, sizeof err);
 	if (n < 0) {
@@ -170,6 +171,7 @@ static int cmd_match(int argc, char **argv)
 	}
 	if (td_pattern_set_compile(set) < 0 || !(m = td_matcher_create(set)))
 		goto done;
+	td_matcher_set_strict(m, 1); /* the events come from outside: validate them whole */
 	events = fopen(argv[1], "r");
 	if (!events) {
 		fprintf(stderr, "triggerctl: %s: %s\n", argv[1], strerror(errno));
@@ -338,6 +340,8 @@ static int cmd_next_fires(int argc, char **argv)
 	return 0;
 }
 
+int td_cli_topic_match(int argc, char **argv); /* cli/mqtt_commands.c */
+
 struct command {
 	const char *name;
 	const char *args;
@@ -360,6 +364,8 @@ static const struct command commands[] = {
 	{"next-fires", "EXPR [--tz ZONE] [--after RFC3339] [--start RFC3339] [-n N]",
 	 "print the next N (default 5) fire instants of a schedule after --after (default now)",
 	 cmd_next_fires},
+	{"topic-match", "FILTER TOPIC",
+	 "whether an MQTT topic name matches a topic filter: match / no match", td_cli_topic_match},
 	{NULL, NULL, NULL, NULL},
 };
 

@@ -294,9 +294,9 @@ static void check_destination(const char *d, const char *file, int line, struct 
 		if (strncmp(path, "//", 2) == 0)
 			path += 2;
 		if (path[0] != '/')
-			td_diag_add(diag, file, line,
-				    "option 'on_failure': \"%.200s\": file paths must be absolute here",
-				    d);
+			td_diag_add(
+			    diag, file, line,
+			    "option 'on_failure': \"%.200s\": file paths must be absolute here", d);
 		return;
 	}
 	if (strncmp(d, "http://", 7) == 0 || strncmp(d, "https://", 8) == 0) {
@@ -351,10 +351,13 @@ static void kafka_check(const void *p, const char *file, int line, struct td_dia
 
 /* ---- runtime: shared state ------------------------------------------------------- */
 
-#define CHUNK_MAX	    512	  /* records per hand-over to the engine */
-#define BUFFER_MIN	    1000  /* records waiting per partition before it is paused */
-#define BUSY_RETRY_MAX_MS   1000  /* a busy batch is offered again at least this often */
-#define PROBE_INTERVAL_MS   2000  /* metadata probes while not ready */
+#define CHUNK_MAX	    512	 /* records per hand-over to the engine */
+#define BUFFER_MIN	    500	 /* records waiting per partition before it is paused */
+#define FLOW_MIN	    1000 /* waiting in flowing partitions before the reader waits */
+#define FLOW_WAIT_MAX_MS    500	 /* it still polls this often (rebalances) */
+#define STORE_DELAY_MS	    5	 /* positions are stored at most this late */
+#define BUSY_RETRY_MAX_MS   1000 /* a busy batch is offered again at least this often */
+#define PROBE_INTERVAL_MS   2000 /* metadata probes while not ready */
 #define PROBE_TIMEOUT_MS    1500
 #define CLOSE_WAIT_MS	    10000 /* destroy waits this long for the consumer to close */
 #define PRODUCER_FLUSH_MS   3000
@@ -392,6 +395,10 @@ struct kafka_rt {
 	rd_kafka_t *rk; /* the consumer */
 	char scope[96];
 	char bootstrap[256]; /* for messages */
+	/* flow control: records waiting in partitions that are not paused */
+	atomic_long flowing;
+	atomic_bool consumer_waiting;
+	long flow_high, flow_low;
 	/* health */
 	bool joined;
 	char brokers_err[512], topics_err[512], fatal_err[512];
@@ -414,6 +421,10 @@ struct kpart {
 	int submitted;	  /* batches the router has not settled yet */
 	int dlq_inflight; /* dead letters on their way */
 	size_t buffer_max;
+	long flow_counted; /* this partition's share of rt->flowing */
+	bool store_dirty;  /* store_pos waits for the store timer */
+	long long store_pos;
+	struct kpart *dnext; /* ctx->dirty */
 	struct kpart *tnext; /* touched list of one chunk */
 };
 
@@ -488,7 +499,9 @@ struct kafka_ctx {
 	bool stopped;
 	struct kpart *parts;
 	struct revoke_op *revokes;
-	int busy_waiting; /* batches in B_BUSY_WAIT */
+	int busy_waiting;    /* batches in B_BUSY_WAIT */
+	struct kpart *dirty; /* positions to store */
+	struct td_timer *store_timer;
 	/* consumer thread */
 	pthread_t thread;
 	bool thread_started;
@@ -576,7 +589,7 @@ static void health_publish(struct kafka_rt *rt)
 }
 
 static void health_set(struct kafka_rt *rt, char *field, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static void health_set(struct kafka_rt *rt, char *field, size_t cap, const char *fmt, ...)
 {
@@ -627,9 +640,9 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 			health_set(rt, rt->fatal_err, sizeof rt->fatal_err, "fatal error: %s", why);
 		return;
 	}
-	if (consumer && (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
-			 err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
-			 err == RD_KAFKA_RESP_ERR__RESOLVE)) {
+	if (consumer &&
+	    (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+	     err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__RESOLVE)) {
 		pthread_mutex_lock(&rt->lock);
 		rt->probe_now = true;
 		pthread_mutex_unlock(&rt->lock);
@@ -657,34 +670,91 @@ static void describe_batch(const struct td_kafka_batch *b, char *out, size_t cap
 			 b->recs[0]->offset, b->recs[b->n - 1]->offset, b->n);
 }
 
+/* Stores the positions of the dirty partitions (one librdkafka call). */
+static void store_flush(struct kafka_ctx *ctx)
+{
+	if (!ctx->dirty)
+		return;
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+	for (struct kpart *p = ctx->dirty; p; p = p->dnext) {
+		p->store_dirty = false;
+		if (!p->dead && l)
+			rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset =
+			    p->store_pos;
+	}
+	ctx->dirty = NULL;
+	if (!l)
+		return;
+	if (l->cnt > 0 && rd_kafka_offsets_store(ctx->rt->rk, l) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		td_logs_debug(ctx->rt->scope, "offsets not stored (partitions no longer assigned)");
+	for (int i = 0; i < l->cnt; i++)
+		if (l->elems[i].err)
+			td_logs_debug(ctx->rt->scope, "offset %lld of %s-%d not stored: %s",
+				      (long long)l->elems[i].offset, l->elems[i].topic,
+				      l->elems[i].partition, rd_kafka_err2str(l->elems[i].err));
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void store_fired(void *arg)
+{
+	struct kafka_ctx *ctx = arg;
+	ctx->store_timer = NULL;
+	store_flush(ctx);
+}
+
+/* Records position as p's next offset to commit; stored within STORE_DELAY_MS. */
 static void store_offset(struct kafka_ctx *ctx, struct kpart *p, long long position)
 {
 	if (p->dead)
 		return;
-	p->one->elems[0].offset = position;
-	p->one->elems[0].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-	rd_kafka_resp_err_t e = rd_kafka_offsets_store(ctx->rt->rk, p->one);
-	if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
-		e = p->one->elems[0].err;
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR)
-		td_logs_debug(ctx->rt->scope, "offset %lld of %s-%d not stored: %s", position,
-			      p->topic, p->partition, rd_kafka_err2str(e));
+	p->store_pos = position;
+	if (!p->store_dirty) {
+		p->store_dirty = true;
+		p->dnext = ctx->dirty;
+		ctx->dirty = p;
+	}
+	if (!ctx->store_timer)
+		ctx->store_timer = td_timer_add(ctx->engine, STORE_DELAY_MS, store_fired, ctx);
 }
 
+static void wake_consumer(struct kafka_rt *rt)
+{
+	if (!atomic_load(&rt->consumer_waiting))
+		return;
+	pthread_mutex_lock(&rt->lock);
+	pthread_cond_broadcast(&rt->cond);
+	pthread_mutex_unlock(&rt->lock);
+}
+
+/*
+ * Pauses a partition whose records pile up (a stuck partition, or one whose function is
+ * busy) and resumes it once half of them are gone; keeps p's share of the records that
+ * the consumer thread's flow control counts.
+ */
 static void update_pause(struct kafka_ctx *ctx, struct kpart *p)
 {
-	bool want = !p->dead && !p->revoking && !ctx->stopped &&
-		    (p->busy || p->sched.pending >= p->buffer_max);
-	if (want == p->paused)
-		return;
-	p->paused = want;
-	if (want)
-		rd_kafka_pause_partitions(ctx->rt->rk, p->one);
-	else
-		rd_kafka_resume_partitions(ctx->rt->rk, p->one);
-	td_logs_debug(ctx->rt->scope, "%s %s-%d (%zu records waiting%s)",
-		      want ? "paused" : "resumed", p->topic, p->partition, p->sched.pending,
-		      p->busy ? ", function busy" : "");
+	bool live = !p->dead && !p->revoking && !ctx->stopped;
+	bool want = live && (p->busy || p->sched.pending >= p->buffer_max ||
+			     (p->paused && p->sched.pending > p->buffer_max / 2));
+	if (want != p->paused) {
+		p->paused = want;
+		if (want)
+			rd_kafka_pause_partitions(ctx->rt->rk, p->one);
+		else
+			rd_kafka_resume_partitions(ctx->rt->rk, p->one);
+		td_logs_debug(ctx->rt->scope, "%s %s-%d (%zu records waiting%s)",
+			      want ? "paused" : "resumed", p->topic, p->partition, p->sched.pending,
+			      p->busy ? ", function busy" : "");
+	}
+	long count = live && !p->paused ? (long)p->sched.pending : 0;
+	if (count != p->flow_counted) {
+		long total = atomic_fetch_add(&ctx->rt->flowing, count - p->flow_counted) + count -
+			     p->flow_counted;
+		bool fell = count < p->flow_counted;
+		p->flow_counted = count;
+		if (fell && total <= ctx->rt->flow_low)
+			wake_consumer(ctx->rt);
+	}
 }
 
 /* Orphans the dead letters of b's records (b is about to be given up). */
@@ -717,6 +787,14 @@ static void batch_drop(struct kafka_ctx *ctx, struct td_kafka_batch *b)
 
 static void part_free(struct kafka_ctx *ctx, struct kpart *p)
 {
+	if (p->store_dirty)
+		for (struct kpart **pp = &ctx->dirty; *pp; pp = &(*pp)->dnext)
+			if (*pp == p) {
+				*pp = p->dnext;
+				break;
+			}
+	if (p->flow_counted)
+		atomic_fetch_sub(&ctx->rt->flowing, p->flow_counted);
 	if (p->window_timer)
 		td_timer_cancel(ctx->engine, p->window_timer);
 	while (p->sched.live)
@@ -827,6 +905,7 @@ static rd_kafka_t *producer_get(struct kafka_ctx *ctx, char *err, size_t errlen)
 		ctx->producer = NULL;
 		return NULL;
 	}
+	pthread_setname_np(ctx->prod_thread, "td-kafka-prod");
 	ctx->prod_started = true;
 	return rk;
 }
@@ -935,7 +1014,8 @@ static void produce(struct kafka_ctx *ctx, const char *topic, const struct td_ka
 	vu[n++].u.ptr = item;
 	rd_kafka_error_t *e = rd_kafka_produceva(rk, vu, n);
 	if (e) {
-		snprintf(err, sizeof err, "cannot produce to %s: %s", topic, rd_kafka_error_string(e));
+		snprintf(err, sizeof err, "cannot produce to %s: %s", topic,
+			 rd_kafka_error_string(e));
 		rd_kafka_error_destroy(e);
 		if (hdrs)
 			rd_kafka_headers_destroy(hdrs);
@@ -946,9 +1026,8 @@ static void produce(struct kafka_ctx *ctx, const char *topic, const struct td_ka
 }
 
 /* The publish op: kafka://SOURCE/topic destinations of triggers. */
-static void kafka_publish(struct td_source *src, const char *target, const void *record,
-			  size_t len, void (*done)(void *arg, bool ok, const char *error),
-			  void *arg)
+static void kafka_publish(struct td_source *src, const char *target, const void *record, size_t len,
+			  void (*done)(void *arg, bool ok, const char *error), void *arg)
 {
 	struct kafka_ctx *ctx = td_source_ctx(src);
 	char err[300];
@@ -1020,11 +1099,12 @@ static void dlq_done(void *arg, bool ok, const char *error)
 	struct kitem *it = r->item;
 	const char *id = it->ev ? td_event_get(it->ev, "id") : "?";
 	if (!ok) {
-		long long delay = td_backoff_ms(d->attempt, DLQ_BACKOFF_BASE_MS, DLQ_BACKOFF_CAP_MS, 0);
+		long long delay =
+		    td_backoff_ms(d->attempt, DLQ_BACKOFF_BASE_MS, DLQ_BACKOFF_CAP_MS, 0);
 		if (td_log_ratelimit(&ctx->rl, 5, 10000))
 			td_logs_error(ctx->rt->scope,
-				      "dead letter of %s not stored (%s); trying again in %lld ms", id,
-				      error ? error : "failed", delay);
+				      "dead letter of %s not stored (%s); trying again in %lld ms",
+				      id, error ? error : "failed", delay);
 		d->timer = td_timer_add(ctx->engine, delay, dlq_timer, d);
 		return;
 	}
@@ -1068,7 +1148,8 @@ static void dead_letter(struct kafka_ctx *ctx, struct td_kafka_batch *b, struct 
 	if (ctx->dlq_kind == DLQ_NONE || !it->ev) {
 		td_logs_error(ctx->rt->scope,
 			      "record %s-%d-%lld given up (%s after %d attempts: %s); %s", p->topic,
-			      p->partition, r->offset, condition, attempts, error ? error : "failed",
+			      p->partition, r->offset, condition, attempts,
+			      error ? error : "failed",
 			      it->ev ? "no on_failure destination: skipped"
 				     : "it could not be read: skipped");
 		r->handled = true;
@@ -1203,7 +1284,19 @@ static void batch_start(struct kafka_ctx *ctx, struct td_kafka_batch *b)
 	}
 	b->state = B_SUBMITTED;
 	p->submitted++;
-	td_source_submit(ctx->src, &ev, 1, b);
+	int rc = td_source_submit(ctx->src, &ev, 1, b);
+	if (rc == 0)
+		return;
+	/* Not taken (no settle will come): the engine is stopping, or out of memory. */
+	p->submitted--;
+	if (rc == -TD_ESTATE) {
+		batch_drop(ctx, b);
+		revoke_check(ctx, p);
+		return;
+	}
+	b->state = B_BUSY_WAIT;
+	ctx->busy_waiting++;
+	b->timer = td_timer_add(ctx->engine, BUSY_RETRY_MAX_MS, batch_timer, b);
 }
 
 static void batch_failed(struct kafka_ctx *ctx, struct td_kafka_batch *b,
@@ -1240,9 +1333,8 @@ static void batch_failed(struct kafka_ctx *ctx, struct td_kafka_batch *b,
 		}
 	}
 	if (o->retries < 0 || b->attempts <= o->retries) {
-		long long delay =
-		    td_backoff_ms(b->attempts, o->backoff_base_ms, o->backoff_cap_ms,
-				  s->result ? s->result->retry_after_ms : 0);
+		long long delay = td_backoff_ms(b->attempts, o->backoff_base_ms, o->backoff_cap_ms,
+						s->result ? s->result->retry_after_ms : 0);
 		if (delay < 1)
 			delay = 1;
 		td_logs_warn(ctx->rt->scope, "%s failed (attempt %d: %s); retry in %lld ms", what,
@@ -1254,7 +1346,8 @@ static void batch_failed(struct kafka_ctx *ctx, struct td_kafka_batch *b,
 	for (size_t i = 0; i < b->n; i++) {
 		struct td_kafka_rec *r = b->recs[i];
 		if (!r->handled && !r->dlq_busy)
-			dead_letter(ctx, b, r, "RetryAttemptsExhausted", b->attempts, s->result, why);
+			dead_letter(ctx, b, r, "RetryAttemptsExhausted", b->attempts, s->result,
+				    why);
 	}
 	b->state = B_DLQ;
 	batch_maybe_done(ctx, b);
@@ -1370,7 +1463,8 @@ static void part_pump(struct kafka_ctx *ctx, struct kpart *p)
 		p->repump = false;
 		for (;;) {
 			long long wait;
-			struct td_kafka_batch *b = td_kafka_sched_next(&p->sched, td_now_ms(), &wait);
+			struct td_kafka_batch *b =
+			    td_kafka_sched_next(&p->sched, td_now_ms(), &wait);
 			if (!b) {
 				if (wait > 0)
 					arm_window(ctx, p, wait);
@@ -1409,6 +1503,7 @@ static void op_done(struct kafka_ctx *ctx, struct revoke_op *op)
 /* The partition's work is finished or given up: it is no longer ours. */
 static void part_finalize(struct kafka_ctx *ctx, struct kpart *p)
 {
+	store_flush(ctx); /* the consumer commits right after the revocation */
 	struct td_kafka_batch *b = p->sched.live;
 	while (b) {
 		struct td_kafka_batch *next = b->next_live;
@@ -1417,6 +1512,7 @@ static void part_finalize(struct kafka_ctx *ctx, struct kpart *p)
 		b = next;
 	}
 	p->dead = true;
+	update_pause(ctx, p);
 	struct revoke_op *op = p->revoke;
 	p->revoke = NULL;
 	if (op)
@@ -1442,6 +1538,7 @@ static void part_revoke(struct kafka_ctx *ctx, struct kpart *p, bool give_up)
 		p->window_timer = NULL;
 	}
 	td_kafka_sched_drop_pending(&p->sched);
+	update_pause(ctx, p);
 	struct td_kafka_batch *b = p->sched.live;
 	while (b) {
 		struct td_kafka_batch *next = b->next_live;
@@ -1465,10 +1562,11 @@ static void revoke_timeout(void *arg)
 		struct kpart *p = op->parts[i];
 		if (!p)
 			continue;
-		td_logs_warn(ctx->rt->scope,
-			     "%s-%d revoked: %d batches and %d dead letters still on their way after "
-			     "rebalance_grace; given up (the next owner reads them again)",
-			     p->topic, p->partition, p->submitted, p->dlq_inflight);
+		td_logs_warn(
+		    ctx->rt->scope,
+		    "%s-%d revoked: %d batches and %d dead letters still on their way after "
+		    "rebalance_grace; given up (the next owner reads them again)",
+		    p->topic, p->partition, p->submitted, p->dlq_inflight);
 		part_finalize(ctx, p);
 	}
 	if (--op->remaining == 0)
@@ -1658,7 +1756,8 @@ static void take_message(struct kafka_ctx *ctx, const rd_kafka_message_t *m)
 	rd_kafka_headers_t *hdrs = NULL;
 	if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
 		nh = rd_kafka_header_cnt(hdrs);
-		if (nh > sizeof small / sizeof small[0] && !(hs = calloc_wait(ctx, nh * sizeof *hs)))
+		if (nh > sizeof small / sizeof small[0] &&
+		    !(hs = calloc_wait(ctx, nh * sizeof *hs)))
 			return;
 		for (size_t i = 0; i < nh; i++) {
 			const char *name;
@@ -1683,9 +1782,10 @@ static void take_message(struct kafka_ctx *ctx, const rd_kafka_message_t *m)
 	    .value = m->payload,
 	    .value_len = m->len,
 	    .timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
-	    .timestamp_type = tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME	    ? TD_KAFKA_TS_CREATE
-			      : tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? TD_KAFKA_TS_LOG_APPEND
-									     : TD_KAFKA_TS_NONE,
+	    .timestamp_type = tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME ? TD_KAFKA_TS_CREATE
+			      : tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME
+				  ? TD_KAFKA_TS_LOG_APPEND
+				  : TD_KAFKA_TS_NONE,
 	    .headers = hs,
 	    .nheaders = nh,
 	};
@@ -1768,12 +1868,44 @@ static void maybe_probe(struct kafka_ctx *ctx)
 {
 	struct kafka_rt *rt = ctx->rt;
 	pthread_mutex_lock(&rt->lock);
-	bool need = rt->probe_now ||
-		    ((rt->brokers_err[0] || rt->topics_err[0]) && td_now_ms() >= ctx->next_probe_ms);
+	bool need = rt->probe_now || ((rt->brokers_err[0] || rt->topics_err[0]) &&
+				      td_now_ms() >= ctx->next_probe_ms);
 	rt->probe_now = false;
 	pthread_mutex_unlock(&rt->lock);
 	if (need)
 		probe(ctx);
+}
+
+/*
+ * Flow control: while the flowing partitions hold flow_high records or more, wait for
+ * the engine to take them (it wakes us below flow_low). Returns how many records the
+ * next round may read: a whole chunk, or one after FLOW_WAIT_MAX_MS (the poll also
+ * serves rebalances, which must not wait for a slow function), or 0 when stopping.
+ */
+static int flow_wait(struct kafka_rt *rt)
+{
+	long long start = td_now_ms();
+	while (atomic_load(&rt->flowing) >= rt->flow_high) {
+		if (td_now_ms() - start >= FLOW_WAIT_MAX_MS)
+			return 1;
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 20 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&rt->lock);
+		atomic_store(&rt->consumer_waiting, true);
+		if (!rt->stopping && atomic_load(&rt->flowing) >= rt->flow_high)
+			pthread_cond_timedwait(&rt->cond, &rt->lock, &until);
+		atomic_store(&rt->consumer_waiting, false);
+		bool stop = rt->stopping;
+		pthread_mutex_unlock(&rt->lock);
+		if (stop)
+			return 0;
+	}
+	return CHUNK_MAX;
 }
 
 static void *consumer_main(void *arg)
@@ -1782,11 +1914,14 @@ static void *consumer_main(void *arg)
 	struct kafka_rt *rt = ctx->rt;
 	while (!is_stopping(rt)) {
 		maybe_probe(ctx);
+		int room = flow_wait(rt);
+		if (room == 0)
+			break;
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->rk, 100);
 		for (int n = 0; m; n++) {
 			take_message(ctx, m);
 			rd_kafka_message_destroy(m);
-			m = n + 1 < CHUNK_MAX ? rd_kafka_consumer_poll(rt->rk, 0) : NULL;
+			m = n + 1 < room ? rd_kafka_consumer_poll(rt->rk, 0) : NULL;
 		}
 		chunk_flush(ctx);
 	}
@@ -1802,7 +1937,8 @@ static void assign_parts(struct kafka_ctx *ctx, const rd_kafka_topic_partition_l
 	struct assign_op *op = calloc(1, sizeof *op);
 	if (!op || !(op->parts = calloc((size_t)parts->cnt + 1, sizeof *op->parts))) {
 		free(op);
-		td_logs_error(rt->scope, "out of memory: %d assigned partitions not read", parts->cnt);
+		td_logs_error(rt->scope, "out of memory: %d assigned partitions not read",
+			      parts->cnt);
 		return;
 	}
 	chunk_flush(ctx);
@@ -1872,7 +2008,8 @@ static void revoke_parts(struct kafka_ctx *ctx, const rd_kafka_topic_partition_l
 	for (int i = 0; i < parts->cnt; i++) {
 		const rd_kafka_topic_partition_t *tp = &parts->elems[i];
 		for (struct kpart **pp = &ctx->cmap; *pp; pp = &(*pp)->cnext)
-			if ((*pp)->partition == tp->partition && strcmp((*pp)->topic, tp->topic) == 0) {
+			if ((*pp)->partition == tp->partition &&
+			    strcmp((*pp)->topic, tp->topic) == 0) {
 				op->parts[op->n++] = *pp;
 				*pp = (*pp)->cnext;
 				break;
@@ -2029,10 +2166,11 @@ static int setup_dead_letters(struct kafka_ctx *ctx, char *why, size_t cap)
 		const char *name = td_source_name(ctx->src), *slash = strchr(d + 8, '/');
 		size_t n = slash ? (size_t)(slash - (d + 8)) : 0;
 		if (!slash || n != strlen(name) || strncmp(d + 8, name, n) != 0) {
-			snprintf(why, cap,
-				 "option 'on_failure': dead letters of a kafka source go to its own "
-				 "cluster: write kafka://%s/TOPIC",
-				 name);
+			snprintf(
+			    why, cap,
+			    "option 'on_failure': dead letters of a kafka source go to its own "
+			    "cluster: write kafka://%s/TOPIC",
+			    name);
 			return -TD_EINVAL;
 		}
 		ctx->dlq_kind = DLQ_KAFKA;
@@ -2066,8 +2204,8 @@ static int kafka_start(struct td_source *src)
 	ctx->engine = td_source_engine(src);
 	ctx->bootstrap = join_brokers(&o->brokers);
 	rt = calloc(1, sizeof *rt);
-	if (!ctx->bootstrap || !rt || asprintf(&ctx->source_attr, "triggerd/kafka/%s",
-					       td_source_name(src)) < 0) {
+	if (!ctx->bootstrap || !rt ||
+	    asprintf(&ctx->source_attr, "triggerd/kafka/%s", td_source_name(src)) < 0) {
 		ctx->source_attr = NULL;
 		free(rt);
 		snprintf(why, sizeof why, "out of memory");
@@ -2083,6 +2221,10 @@ static int kafka_start(struct td_source *src)
 	rt->src = src;
 	rt->engine = ctx->engine;
 	rt->probe_now = true;
+	rt->flow_high = (long)(4 * o->batch_size > FLOW_MIN ? 4 * o->batch_size : FLOW_MIN);
+	rt->flow_low = rt->flow_high / 2;
+	atomic_init(&rt->flowing, 0);
+	atomic_init(&rt->consumer_waiting, false);
 	ctx->rt = rt;
 	if (setup_dead_letters(ctx, why, sizeof why) < 0)
 		goto fail;
@@ -2094,7 +2236,8 @@ static int kafka_start(struct td_source *src)
 	}
 	/* Defaults the user may change, then the user's, then what triggerd manages. */
 	if (set_conf(conf, "client.id", "triggerd", why, sizeof why) < 0 ||
-	    set_conf(conf, "queued.max.messages.kbytes", "8192", why, sizeof why) < 0)
+	    set_conf(conf, "queued.max.messages.kbytes", "2048", why, sizeof why) < 0 ||
+	    set_conf(conf, "queued.min.messages", "1000", why, sizeof why) < 0)
 		goto fail;
 	for (size_t i = 0; i < o->rdkafka.n; i++) {
 		const char *prop = o->rdkafka.v[i], *eq = strchr(prop, '=');
@@ -2147,6 +2290,7 @@ static int kafka_start(struct td_source *src)
 		goto fail;
 	}
 	ctx->thread_started = true;
+	pthread_setname_np(ctx->thread, "td-kafka");
 	td_logs_info(rt->scope, "consuming %zu topic%s from %s as group \"%s\"", o->topics.n,
 		     o->topics.n == 1 ? "" : "s", ctx->bootstrap, o->group);
 	return 0;
@@ -2191,6 +2335,7 @@ static void kafka_stop(struct td_source *src)
 			p->window_timer = NULL;
 		}
 		td_kafka_sched_drop_pending(&p->sched);
+		update_pause(ctx, p);
 		struct td_kafka_batch *b = p->sched.live;
 		while (b) {
 			struct td_kafka_batch *next = b->next_live;
@@ -2251,6 +2396,12 @@ static void kafka_destroy(struct td_source *src)
 	join_consumer(ctx);
 	while (ctx->revokes)
 		op_done(ctx, ctx->revokes);
+	if (ctx->store_timer) {
+		td_timer_cancel(ctx->engine, ctx->store_timer);
+		ctx->store_timer = NULL;
+	}
+	if (rt && rt->rk)
+		store_flush(ctx);
 	while (ctx->parts) {
 		struct kpart *p = ctx->parts;
 		ctx->parts = p->next;

@@ -23,7 +23,7 @@
 #include "../router/json.h"
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -70,9 +70,9 @@ int td_kafka_topic_check(const char *topic, char *err, size_t errlen)
 
 /* ---- record events ---- */
 
-static const char *const core_names[] = {"id",		    "source",	  "type",
-					 "specversion",	    "subject",	  "time",
-					 "datacontenttype", "dataschema", "data"};
+static const char *const core_names[] = {
+    "id",   "source",	       "type",	     "specversion", "subject",
+    "time", "datacontenttype", "dataschema", "data"};
 
 /* True when a header may become an extension named name. */
 static bool header_ext_name(const char *name, size_t n, char out[21])
@@ -99,12 +99,48 @@ static int set_offset(struct td_event *ev, const char *name, long long offset)
 	return td_event_set(ev, name, text);
 }
 
+/*
+ * Appends s as a JSON string whose text is also a CloudEvents String: besides what
+ * JSON needs, DEL, the C1 controls and Unicode noncharacters are written as \u escapes
+ * and bytes that are not UTF-8 as \ufffd.
+ */
+static void append_ce_json_string(struct td_buf *b, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	td_buf_appendc(b, '"');
+	while (i < n) {
+		unsigned cp;
+		size_t k = td_utf8_decode(p + i, n - i, &cp);
+		if (k == 0) {
+			td_buf_appends(b, "\\ufffd");
+			i++;
+			continue;
+		}
+		bool nonchar = (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe;
+		if (cp == '"' || cp == '\\') {
+			td_buf_appendc(b, '\\');
+			td_buf_appendc(b, (char)cp);
+		} else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (nonchar && cp <= 0xffff)) {
+			td_buf_printf(b, "\\u%04x", cp);
+		} else if (nonchar) {
+			unsigned v = cp - 0x10000;
+			td_buf_printf(b, "\\u%04x\\u%04x", 0xd800 + (v >> 10),
+				      0xdc00 + (v & 0x3ff));
+		} else {
+			td_buf_append(b, p + i, k);
+		}
+		i += k;
+	}
+	td_buf_appendc(b, '"');
+}
+
 static int append_headers_json(struct td_buf *b, const struct td_kafka_header *h, size_t n)
 {
 	td_buf_appendc(b, '[');
 	for (size_t i = 0; i < n; i++) {
 		td_buf_appends(b, i ? ",{" : "{");
-		td_json_append_string(b, h[i].name ? h[i].name : "", h[i].name ? h[i].name_len : 0);
+		append_ce_json_string(b, h[i].name ? h[i].name : "", h[i].name ? h[i].name_len : 0);
 		td_buf_appendc(b, ':');
 		if (!h[i].value) {
 			td_buf_appends(b, "null}");
@@ -208,8 +244,8 @@ struct td_event *td_kafka_record_event(const char *source_attr, const struct td_
 	return ev;
 fail:
 	if (err && errlen)
-		snprintf(err, errlen, "record %.200s-%d-%lld: cannot set %s", r->topic, r->partition,
-			 r->offset, what);
+		snprintf(err, errlen, "record %.200s-%d-%lld: cannot set %s", r->topic,
+			 r->partition, r->offset, what);
 	free(ct);
 	td_buf_free(&b);
 	td_event_unref(ev);
@@ -273,7 +309,8 @@ struct td_event *td_kafka_batch_event(const char *source_attr, struct td_event *
 		goto nomem;
 	{
 		long long a = strtoll(first, NULL, 10), z = strtoll(last, NULL, 10);
-		if (set_offset(ev, "kafkaoffset", a) < 0 || set_offset(ev, "kafkalastoffset", z) < 0 ||
+		if (set_offset(ev, "kafkaoffset", a) < 0 ||
+		    set_offset(ev, "kafkalastoffset", z) < 0 ||
 		    td_event_set_int(ev, "kafkacount", (long long)n) < 0 ||
 		    td_event_set_data(ev, b.data, b.len, "application/json") < 0)
 			goto nomem;
@@ -378,10 +415,10 @@ static int parse_time_ms(const char *s, long long *ms)
 {
 	size_t n = strlen(s), i = 19;
 	int y, mo, d, h, mi, sec, frac = 0, off = 0;
-	if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-	    s[13] != ':' || s[16] != ':' || num(s, 4, &y) < 0 || num(s + 5, 2, &mo) < 0 ||
-	    num(s + 8, 2, &d) < 0 || num(s + 11, 2, &h) < 0 || num(s + 14, 2, &mi) < 0 ||
-	    num(s + 17, 2, &sec) < 0)
+	if (n < 20 || s[4] != '-' || s[7] != '-' ||
+	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':' ||
+	    num(s, 4, &y) < 0 || num(s + 5, 2, &mo) < 0 || num(s + 8, 2, &d) < 0 ||
+	    num(s + 11, 2, &h) < 0 || num(s + 14, 2, &mi) < 0 || num(s + 17, 2, &sec) < 0)
 		return -TD_EINVAL;
 	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
 		return -TD_EINVAL;
@@ -405,8 +442,8 @@ static int parse_time_ms(const char *s, long long *ms)
 	} else {
 		return -TD_EINVAL;
 	}
-	long long secs = days_from_civil(y, mo, d) * 86400LL + h * 3600LL + mi * 60LL + sec -
-			 off * 60LL;
+	long long secs =
+	    days_from_civil(y, mo, d) * 86400LL + h * 3600LL + mi * 60LL + sec - off * 60LL;
 	*ms = secs * 1000 + frac;
 	return 0;
 }
@@ -428,7 +465,8 @@ int td_kafka_headers_parse(const char *json, size_t len,
 	if (td_json_validate(json, len, 2, msg, sizeof msg) < 0)
 		return fail(err, errlen, "kafkaheaders is not JSON text: %s", msg);
 	if (array_begin(&it, json, len) < 0)
-		return fail(err, errlen, "kafkaheaders: expected a JSON array of {\"name\": value}");
+		return fail(err, errlen,
+			    "kafkaheaders: expected a JSON array of {\"name\": value}");
 	while ((rc = array_next(&it, &v, &vlen)) > 0) {
 		struct td_json_iter oi;
 		struct td_json_member m, extra;
@@ -436,7 +474,8 @@ int td_kafka_headers_parse(const char *json, size_t len,
 		if (td_json_iter_object(&oi, v, vlen) < 0 || td_json_iter_next(&oi, &m) != 1 ||
 		    td_json_iter_next(&oi, &extra) != 0) {
 			rc = fail(err, errlen,
-				  "kafkaheaders: element %d: expected an object with one member", count);
+				  "kafkaheaders: element %d: expected an object with one member",
+				  count);
 			goto out;
 		}
 		td_buf_reset(&name);
@@ -450,12 +489,15 @@ int td_kafka_headers_parse(const char *json, size_t len,
 			fn(arg, name.data ? name.data : "", name.len, NULL, 0);
 			continue;
 		}
-		if (m.value[0] != '"' || td_json_string_decode(m.value + 1, m.value_len - 2, &raw) < 0 ||
-		    td_base64_decode(raw.data ? raw.data : "", raw.len, &value, msg, sizeof msg) < 0) {
-			rc = fail(err, errlen,
-				  "kafkaheaders: element %d (\"%.64s\"): the value must be a base64 "
-				  "string or null",
-				  count, name.data ? name.data : "");
+		if (m.value[0] != '"' ||
+		    td_json_string_decode(m.value + 1, m.value_len - 2, &raw) < 0 ||
+		    td_base64_decode(raw.data ? raw.data : "", raw.len, &value, msg, sizeof msg) <
+			0) {
+			rc =
+			    fail(err, errlen,
+				 "kafkaheaders: element %d (\"%.64s\"): the value must be a base64 "
+				 "string or null",
+				 count, name.data ? name.data : "");
 			goto out;
 		}
 		if (td_buf_failed(&name) || td_buf_failed(&value)) {
@@ -524,15 +566,17 @@ static int aws_record(const struct td_event *ev, struct td_buf *out, char **grou
 		return fail(err, errlen, "event \"%.100s\" is not a Kafka record (type %.100s)",
 			    td_event_get(ev, "id") ? td_event_get(ev, "id") : "", type ? type : "");
 	if (!topic || !*topic || !digits(part, 10) || !digits(off, 19))
-		return fail(err, errlen,
-			    "event \"%.100s\": kafkatopic, kafkapartition or kafkaoffset is missing "
-			    "or malformed",
-			    td_event_get(ev, "id"));
+		return fail(
+		    err, errlen,
+		    "event \"%.100s\": kafkatopic, kafkapartition or kafkaoffset is missing "
+		    "or malformed",
+		    td_event_get(ev, "id"));
 	if (time && parse_time_ms(time, &ts) < 0)
 		return fail(err, errlen, "event \"%.100s\": time \"%.40s\" is not RFC 3339",
 			    td_event_get(ev, "id"), time);
 	if (tstype && strcmp(tstype, "LOG_APPEND_TIME") != 0 && strcmp(tstype, "CREATE_TIME") != 0)
-		return fail(err, errlen, "event \"%.100s\": kafkatimestamptype \"%.40s\" is unknown",
+		return fail(err, errlen,
+			    "event \"%.100s\": kafkatimestamptype \"%.40s\" is unknown",
 			    td_event_get(ev, "id"), tstype);
 	if (key) {
 		struct td_buf probe = {0};
@@ -544,12 +588,14 @@ static int aws_record(const struct td_event *ev, struct td_buf *out, char **grou
 	}
 	td_buf_appends(out, "{\"topic\":");
 	td_json_append_cstr(out, topic);
-	td_buf_printf(out, ",\"partition\":%s,\"offset\":%s,\"timestamp\":%lld,\"timestampType\":",
-		      part, off, ts);
-	td_buf_appends(out, !time	? "\"NO_TIMESTAMP_TYPE\""
-			    : tstype	? (strcmp(tstype, "LOG_APPEND_TIME") == 0 ? "\"LOG_APPEND_TIME\""
+	td_buf_printf(out,
+		      ",\"partition\":%s,\"offset\":%s,\"timestamp\":%lld,\"timestampType\":", part,
+		      off, ts);
+	td_buf_appends(out, !time ? "\"NO_TIMESTAMP_TYPE\""
+			    : tstype
+				? (strcmp(tstype, "LOG_APPEND_TIME") == 0 ? "\"LOG_APPEND_TIME\""
 									  : "\"CREATE_TIME\"")
-					: "\"CREATE_TIME\"");
+				: "\"CREATE_TIME\"");
 	if (key || subject) {
 		td_buf_appends(out, ",\"key\":\"");
 		if (key)
@@ -569,7 +615,8 @@ static int aws_record(const struct td_event *ev, struct td_buf *out, char **grou
 	td_buf_appends(out, ",\"headers\":[");
 	if (headers) {
 		struct aws_headers h = {out, 0};
-		int rc = td_kafka_headers_parse(headers, strlen(headers), aws_header, &h, err, errlen);
+		int rc =
+		    td_kafka_headers_parse(headers, strlen(headers), aws_header, &h, err, errlen);
 		if (rc < 0)
 			return rc;
 	}
@@ -604,8 +651,10 @@ char *td_kafka_aws_json(const struct td_event *ev, const char *bootstrap, size_t
 		struct array_iter it;
 		const char *v;
 		size_t vlen;
-		if (!data || td_event_data_kind(ev) != TD_DATA_JSON || array_begin(&it, data, dlen) < 0) {
-			fail(err, errlen, "batch event \"%.100s\": data is not a JSON array of records",
+		if (!data || td_event_data_kind(ev) != TD_DATA_JSON ||
+		    array_begin(&it, data, dlen) < 0) {
+			fail(err, errlen,
+			     "batch event \"%.100s\": data is not a JSON array of records",
 			     td_event_get(ev, "id"));
 			return NULL;
 		}
@@ -782,7 +831,8 @@ int td_kafka_event_origin(const struct td_event *ev, struct td_kafka_origin *o, 
 		struct td_buf b = {0};
 		rc = td_base64_decode(key, strlen(key), &b, NULL, 0);
 		if (rc == 0)
-			rc = td_buf_failed(&b) ? -TD_ENOMEM : copy_key(o, b.data ? b.data : "", b.len);
+			rc = td_buf_failed(&b) ? -TD_ENOMEM
+					       : copy_key(o, b.data ? b.data : "", b.len);
 		else
 			rc = fail(err, errlen, "kafkakey is not base64");
 		td_buf_free(&b);
@@ -791,7 +841,8 @@ int td_kafka_event_origin(const struct td_event *ev, struct td_kafka_origin *o, 
 	}
 	if (rc == 0 && headers) {
 		struct origin_ctx c = {o, false};
-		rc = td_kafka_headers_parse(headers, strlen(headers), origin_header, &c, err, errlen);
+		rc = td_kafka_headers_parse(headers, strlen(headers), origin_header, &c, err,
+					    errlen);
 		if (rc >= 0)
 			rc = c.oom ? -TD_ENOMEM : 0;
 	}
@@ -846,8 +897,7 @@ static void append_number_or_string(struct td_buf *b, const char *v)
 		td_json_append_cstr(b, v ? v : "");
 }
 
-char *td_kafka_dead_letter(const struct td_event *ev, const struct td_kafka_failure *f,
-			   size_t *len)
+char *td_kafka_dead_letter(const struct td_event *ev, const struct td_kafka_failure *f, size_t *len)
 {
 	struct td_buf b = {0};
 	size_t event_len;
@@ -882,7 +932,8 @@ char *td_kafka_dead_letter(const struct td_event *ev, const struct td_kafka_fail
 		td_json_append_cstr(&b, f->error ? f->error : res->error);
 	}
 	td_buf_appends(&b, ",\"KafkaBatchInfo\":{\"topic\":");
-	td_json_append_cstr(&b, td_event_get(ev, "kafkatopic") ? td_event_get(ev, "kafkatopic") : "");
+	td_json_append_cstr(&b,
+			    td_event_get(ev, "kafkatopic") ? td_event_get(ev, "kafkatopic") : "");
 	td_buf_appends(&b, ",\"partition\":");
 	append_number_or_string(&b, td_event_get(ev, "kafkapartition"));
 	td_buf_appends(&b, ",\"offset\":");

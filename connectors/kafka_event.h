@@ -156,9 +156,9 @@ int td_kafka_destination_origin(const char *record, size_t len, struct td_kafka_
 
 /* Why a record was given up, for its dead letter. */
 struct td_kafka_failure {
-	const char *source;    /* the source's name */
-	const char *condition; /* "RetryAttemptsExhausted", "RecordAgeExceeded" */
-	int attempts;	       /* invocations made */
+	const char *source;		/* the source's name */
+	const char *condition;		/* "RetryAttemptsExhausted", "RecordAgeExceeded" */
+	int attempts;			/* invocations made */
 	const struct td_result *result; /* the last answer, or NULL */
 	const char *error;		/* a short reason, or NULL */
 	long long wall_ms;		/* now */

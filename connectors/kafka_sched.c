@@ -33,7 +33,8 @@ static size_t keys_find(const struct td_kafka_keys *k, unsigned long long h)
 static int keys_grow(struct td_kafka_keys *k)
 {
 	size_t cap = k->cap ? k->cap * 2 : 64;
-	struct td_kafka_keys n = {calloc(cap, sizeof *n.hash), calloc(cap, sizeof *n.count), cap, 0};
+	struct td_kafka_keys n = {calloc(cap, sizeof *n.hash), calloc(cap, sizeof *n.count), cap,
+				  0};
 	if (!n.hash || !n.count) {
 		free(n.hash);
 		free(n.count);

@@ -46,10 +46,10 @@ struct td_kafka_rec {
 	long long offset;
 	long long arrival_ms; /* the caller's monotonic clock, for the batch window */
 	unsigned long long key_hash;
-	bool has_key;  /* false: no key, never held back by another record */
-	bool handled;  /* the caller finished it another way (dead-lettered) */
-	bool dlq_busy; /* the caller is sending it to a dead-letter destination */
-	void *item;    /* the caller's (the event); freed with conf.free_item */
+	bool has_key;		      /* false: no key, never held back by another record */
+	bool handled;		      /* the caller finished it another way (dead-lettered) */
+	bool dlq_busy;		      /* the caller is sending it to a dead-letter destination */
+	void *item;		      /* the caller's (the event); freed with conf.free_item */
 	struct td_kafka_batch *batch; /* the unfinished batch that holds it, or NULL */
 	struct td_kafka_rec *next;
 };

@@ -11,13 +11,15 @@
  * an error: there is no negative acknowledgement in MQTT, so the message counts as
  * handled; the answer goes to the reply topic) return 1 and the message is acknowledged;
  * BUSY (queue full, concurrency reached) waits retry_after and submits again, so the
- * broker holds the rest of the backlog (backpressure, nothing dropped). A message that
- * arrives or is still waiting when the source stops makes the callback return 0: paho
- * then keeps it in its file persistence (state_dir/mqtt/SOURCE), which is written
- * before the acknowledgement, and delivers it again at the next start. A kill -9 loses
- * nothing either: what was not settled was not acknowledged. QoS 0 messages are not
- * waited for (at most receive_maximum in flight); a busy answer drops them, as QoS 0
- * allows.
+ * broker holds the rest of the backlog (backpressure, nothing dropped). QoS 1 messages
+ * are therefore taken one at a time (see bench/mqtt/README.md for what that costs).
+ * A kill -9 loses nothing: what was not settled was not acknowledged, and the broker
+ * delivers it again to the persistent session. stop() shuts paho's socket down (found
+ * among the process's sockets, since paho does not expose it) before it releases the
+ * waiting callback, so that a message not yet settled is not acknowledged either; should
+ * the socket not be known, the callback returns 0 and paho keeps the message in its file
+ * persistence (state_dir/mqtt/SOURCE) for the next start. QoS 0 messages are not waited
+ * for (at most receive_maximum in flight); a busy answer drops them, as QoS 0 allows.
  *
  * Threads. Because a waiting callback holds paho's global lock, the engine thread never
  * calls paho: a worker thread per source creates the client, connects and reconnects
@@ -26,7 +28,11 @@
  * client down. The engine only queues work for the worker; paho's completion callbacks
  * come back to the engine through td_engine_call(). The worker state is a heap block
  * owned by the worker once destroy could not join it in time (a callback of another
- * source may hold paho's lock while it waits for this engine thread).
+ * source may hold paho's lock while it waits for this engine thread). paho's receive
+ * thread serves every MQTT source of the process, so a callback waiting for its settle
+ * delays the other MQTT sources too. After stop() the connection is gone: records to
+ * mqtt:// destinations then fail ("the source is stopped") and the router's destination
+ * retries report them.
  *
  * Request/response. A message with an MQTT 5 response topic, or any message when
  * reply_topic is set, gets the result of its first sync trigger published there (with
@@ -102,7 +108,8 @@ static const struct td_option mqtt_options[] = {
      .name = "client_id",
      .offset = O(client_id),
      .desc = "MQTT client identifier. Default: \"triggerd-HOSTNAME-SOURCE\", stable across "
-	     "restarts so that the broker finds the session again."},
+	     "restarts so that the broker finds the session again; instances on one host need "
+	     "their own."},
     {.type = TD_OPT_ENUM,
      .name = "protocol",
      .def = "5",
@@ -203,7 +210,7 @@ static const struct td_option mqtt_options[] = {
      .min = 1,
      .max = 65535,
      .desc = "Most QoS 1/2 messages the broker sends before triggerd acknowledges (MQTT 5 "
-	     "Receive Maximum): bounds the events in flight."},
+	     "Receive Maximum), and most QoS 0 events in flight: bounds the events in flight."},
     {.type = TD_OPT_SIZE,
      .name = "max_payload",
      .def = "1MB",
@@ -317,10 +324,11 @@ struct delivery {
  * wait for it. Every string is a private copy, since the options belong to the
  * configuration generation. */
 struct mqtt_rt {
-	struct td_source *src;
+	struct td_source *src; /* touched only under lock while !quit, or while !stopping */
 	struct td_engine *engine;
 	char scope[96];
-	int version; /* MQTTVERSION_5 or MQTTVERSION_3_1_1 */
+	char name[128]; /* the source's name */
+	int version;	/* MQTTVERSION_5 or MQTTVERSION_3_1_1 */
 	char **uris;
 	size_t nuris;
 	char *client_id;
@@ -349,7 +357,8 @@ struct mqtt_rt {
 	bool connected, connecting, disconnected;
 	int before[256]; /* TCP sockets before the connection attempt */
 	int nbefore;
-	int sock_fd; /* paho's socket to the broker, or -1 */
+	char tls_error[200]; /* OpenSSL's last word on a failed handshake */
+	int sock_fd;	     /* paho's socket to the broker, or -1 */
 	int sock_port;
 	int attempt;
 	long long next_connect_ms;
@@ -362,6 +371,16 @@ struct mqtt_rt {
 struct mqtt_ctx {
 	struct mqtt_rt *rt;
 };
+
+/* Readiness for /readyz, from any thread; nothing once destroy began (the instance may be
+ * gone). */
+static void set_ready(struct mqtt_rt *rt, bool ready, const char *reason)
+{
+	pthread_mutex_lock(&rt->lock);
+	if (!rt->quit)
+		td_source_set_ready(rt->src, ready, reason);
+	pthread_mutex_unlock(&rt->lock);
+}
 
 static struct mqtt_rt *rt_of(struct td_source *src)
 {
@@ -685,7 +704,7 @@ static struct td_event *make_event(struct mqtt_rt *rt, const char *topic, size_t
 {
 	struct td_mqtt_property props[64];
 	struct td_mqtt_message m = {
-	    .source = td_source_name(rt->src),
+	    .source = rt->name,
 	    .topic = topic,
 	    .topic_len = tlen,
 	    .payload = msg->payload,
@@ -883,7 +902,7 @@ static void schedule_reconnect(struct mqtt_rt *rt, const char *why)
 	char reason[400];
 	snprintf(reason, sizeof reason, "%s; reconnecting in %lld ms (attempt %d)", why, delay,
 		 attempt);
-	td_source_set_ready(rt->src, false, reason);
+	set_ready(rt, false, reason);
 	if (log)
 		td_logs_error(rt->scope, "%s", reason);
 }
@@ -898,12 +917,12 @@ static void on_subscribed(struct mqtt_rt *rt, const int *codes, int ncodes)
 				 rt->filters[i],
 				 MQTTReasonCode_toString((enum MQTTReasonCodes)codes[i]));
 			td_logs_error(rt->scope, "%s", reason);
-			td_source_set_ready(rt->src, false, reason);
+			set_ready(rt, false, reason);
 			return;
 		}
 	td_logs_info(rt->scope, "subscribed to %zu topic filter%s", rt->nfilters,
 		     rt->nfilters == 1 ? "" : "s");
-	td_source_set_ready(rt->src, true, NULL);
+	set_ready(rt, true, NULL);
 }
 
 static void on_sub_ok(void *context, MQTTAsync_successData *response)
@@ -935,7 +954,7 @@ static void sub_failed(struct mqtt_rt *rt, const char *why)
 	char reason[300];
 	snprintf(reason, sizeof reason, "subscribing failed: %s", why);
 	td_logs_error(rt->scope, "%s", reason);
-	td_source_set_ready(rt->src, false, reason);
+	set_ready(rt, false, reason);
 }
 
 static void on_sub_fail(void *context, MQTTAsync_failureData *response)
@@ -1087,7 +1106,7 @@ static void connected(struct mqtt_rt *rt, const char *uri, int session_present)
 	/* A resumed session already holds the subscriptions, and its backlog may come
 	 * before the SUBACK (each message waits for its settle): ready now. */
 	if (session_present)
-		td_source_set_ready(rt->src, true, NULL);
+		set_ready(rt, true, NULL);
 	subscribe(rt);
 }
 
@@ -1111,6 +1130,43 @@ static void uris_text(struct mqtt_rt *rt, char *out, size_t cap)
 		n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? ", " : "", rt->uris[i]);
 }
 
+/* paho's TLS error callback: keeps OpenSSL's reason for the connect failure. */
+static int on_tls_error(const char *str, size_t len, void *u)
+{
+	struct mqtt_rt *rt = u;
+	pthread_mutex_lock(&rt->lock);
+	/* OpenSSL 3 lines look like "THREAD:error:CODE:LIB:FUNC:REASON:FILE:LINE:": keep
+	 * REASON, the sixth field, when there is one, else the whole line. */
+	const char *p = str, *end = str + len;
+	int field = 0;
+	for (const char *q = str; q < end && field < 5; q++)
+		if (*q == ':' && ++field == 5)
+			p = q + 1;
+	if (field < 5)
+		p = str;
+	size_t n = (size_t)(end - p);
+	const char *colon = field == 5 ? memchr(p, ':', n) : NULL;
+	if (colon)
+		n = (size_t)(colon - p);
+	while (n && (p[n - 1] == '\n' || p[n - 1] == ':'))
+		n--;
+	snprintf(rt->tls_error, sizeof rt->tls_error, "%.*s", (int)n, p);
+	pthread_mutex_unlock(&rt->lock);
+	return 0;
+}
+
+/* Appends the TLS reason, if one was reported, to why (and forgets it). */
+static void add_tls_error(struct mqtt_rt *rt, char *why, size_t cap)
+{
+	pthread_mutex_lock(&rt->lock);
+	if (rt->tls_error[0]) {
+		size_t n = strlen(why);
+		snprintf(why + n, cap - n, " (TLS: %s)", rt->tls_error);
+		rt->tls_error[0] = '\0';
+	}
+	pthread_mutex_unlock(&rt->lock);
+}
+
 static void on_connect_fail(void *context, MQTTAsync_failureData *response)
 {
 	struct mqtt_rt *rt = context;
@@ -1130,6 +1186,7 @@ static void on_connect_fail(void *context, MQTTAsync_failureData *response)
 		 code >= 1 && code <= 5		 ? refused[code]
 		 : response && response->message ? response->message
 						 : MQTTAsync_strerror(code));
+	add_tls_error(rt, why, sizeof why);
 	schedule_reconnect(rt, why);
 }
 
@@ -1153,6 +1210,7 @@ static void on_connect_fail5(void *context, MQTTAsync_failureData5 *response)
 			 response && response->message
 			     ? response->message
 			     : MQTTAsync_strerror(response ? response->code : -1));
+	add_tls_error(rt, why, sizeof why);
 	schedule_reconnect(rt, why);
 }
 
@@ -1197,6 +1255,8 @@ static void start_connect(struct mqtt_rt *rt)
 		ssl.privateKeyPassword = rt->key_password;
 		ssl.enableServerCertAuth = rt->tls_verify;
 		ssl.verify = rt->tls_verify;
+		ssl.ssl_error_cb = on_tls_error;
+		ssl.ssl_error_context = rt;
 		c->ssl = &ssl;
 	}
 	if (rt->version == MQTTVERSION_5) {
@@ -1242,7 +1302,7 @@ static int create_client(struct mqtt_rt *rt)
 		snprintf(why, sizeof why, "cannot create the MQTT client (persistence in %s): %s",
 			 rt->persist_dir, MQTTAsync_strerror(rc));
 		td_logs_error(rt->scope, "%s", why);
-		td_source_set_ready(rt->src, false, why);
+		set_ready(rt, false, why);
 		if (rt->client)
 			MQTTAsync_destroy(&rt->client);
 		rt->client = NULL;
@@ -1388,6 +1448,7 @@ static int mqtt_start(struct td_source *src)
 	rt->engine = td_source_engine(src);
 	rt->sock_fd = -1;
 	snprintf(rt->scope, sizeof rt->scope, "%s", td_source_scope(src));
+	snprintf(rt->name, sizeof rt->name, "%s", td_source_name(src));
 	rt->version = o->protocol == MQTT_V311 ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
 	rt->uris = calloc(o->uri.n + 1, sizeof *rt->uris);
 	rt->filters = calloc(o->topics.n + 1, sizeof *rt->filters);

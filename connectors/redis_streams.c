@@ -35,9 +35,9 @@
  * router takes them, up to a bounded number in flight per stream; when a function's
  * queue is full the router answers busy, the units wait in memory and are offered
  * again every BUSY_PROBE_MS (at most retry_after), and reading stops while the stream
- * holds its share (count entries): memory stays bounded. Which case applies is read from the configuration's triggers at start
- * (the router does not say; see sync_trigger_reads()); a sync answer seen later
- * switches the instance to stream order.
+ * holds its share (count entries): memory stays bounded. Which case applies is read from the
+ * configuration's triggers at start (the router does not say; see sync_trigger_reads()); a sync
+ * answer seen later switches the instance to stream order.
  *
  * Delivery counts are Redis's own (XPENDING): an entry read with ">" is at 1; own
  * pending entries read again and entries taken over by XAUTOCLAIM are counted by
@@ -89,6 +89,7 @@ struct redis_opts {
 	long long backoff_base_ms;
 	long long backoff_cap_ms;
 	long long destination_maxlen;
+	long long forget_after_ms;
 	long long reconnect_min_ms;
 	long long reconnect_max_ms;
 };
@@ -205,6 +206,16 @@ static const struct td_option redis_options[] = {
      .desc = "redis://SOURCE/stream destinations through this source add records with "
 	     "XADD MAXLEN ~ this many; 0: no trimming."},
     {.type = TD_OPT_DURATION,
+     .name = "forget_consumers_after",
+     .def = "1h",
+     .offset = O(forget_after_ms),
+     .min = 0,
+     .max = 31536000000.0,
+     .desc = "Other consumers of the group with no pending entries, idle this long, are "
+	     "deleted (XGROUP DELCONSUMER, checked every claim_idle/2), so that instances "
+	     "that came and went (the default consumer name holds the PID) do not pile up; "
+	     "0s: never."},
+    {.type = TD_OPT_DURATION,
      .name = "reconnect.min",
      .def = "1s",
      .offset = O(reconnect_min_ms),
@@ -268,11 +279,12 @@ static void redis_check(const void *p, const char *file, int line, struct td_dia
 		if (dlq)
 			for (size_t j = 0; j < o->streams.n; j++)
 				if (strcmp(dlq, o->streams.v[j]) == 0)
-					td_diag_add(diag, file, line,
-						    "option 'dead_letter_stream': the dead letters "
-						    "of \"%.200s\" would go to \"%.200s\", which is "
-						    "read",
-						    o->streams.v[i], dlq);
+					td_diag_add(
+					    diag, file, line,
+					    "option 'dead_letter_stream': the dead letters "
+					    "of \"%.200s\" would go to \"%.200s\", which is "
+					    "read",
+					    o->streams.v[i], dlq);
 		free(dlq);
 	}
 	if (o->streams.n == 0)
@@ -347,12 +359,12 @@ struct job {
 	enum job_kind kind;
 	struct redis_ctx *ctx;
 	struct stream *st;
-	struct entry *entry;		   /* DEAD */
-	char (*ids)[TD_REDIS_ID_MAX];	   /* MARK (one), TOUCH */
+	struct entry *entry;	      /* DEAD */
+	char (*ids)[TD_REDIS_ID_MAX]; /* MARK (one), TOUCH */
 	size_t nids;
-	int count;			   /* MARK: the delivery count */
-	long long client_id;		   /* UNBLOCK */
-	char *target, *record;		   /* PUBLISH */
+	int count;	       /* MARK: the delivery count */
+	long long client_id;   /* UNBLOCK */
+	char *target, *record; /* PUBLISH */
 	size_t len;
 	void (*done)(void *arg, bool ok, const char *error);
 	void *arg;
@@ -391,7 +403,7 @@ struct redis_ctx {
 	bool reader_running, writer_running;
 	/* under lock: */
 	bool ordered;
-	bool stopped;	     /* stop() ran: nothing more is submitted */
+	bool stopped; /* stop() ran: nothing more is submitted */
 	bool reader_stop;
 	bool writer_stop;
 	long long writer_deadline_ms;
@@ -703,10 +715,12 @@ static long long pump_stream(struct redis_ctx *c, struct stream *st, long long n
 				char err[256];
 				bool ok = evs != NULL;
 				for (int k = 0; ok && k < count; k++)
-					ok = (evs[k] = entry_event(c, picked[from + k], &c->limit)) != NULL;
-				events[u] = ok ? td_redis_batch_event(c->source_attr, st->key, evs,
-								      (size_t)count, err, sizeof err)
-					       : NULL;
+					ok = (evs[k] = entry_event(c, picked[from + k],
+								   &c->limit)) != NULL;
+				events[u] =
+				    ok ? td_redis_batch_event(c->source_attr, st->key, evs,
+							      (size_t)count, err, sizeof err)
+				       : NULL;
 				if (ok && !events[u])
 					td_logs_error(c->scope, "batch of %s: %s", st->key, err);
 				if (evs != stack)
@@ -834,7 +848,7 @@ static void fail_entry(struct redis_ctx *c, struct entry *en, const char *error,
 	if (res && res->body && res->body_len) {
 		free(en->response);
 		en->response = dup_text(res->body, res->body_len < MAX_RESPONSE ? res->body_len
-									 : MAX_RESPONSE);
+										: MAX_RESPONSE);
 	}
 	st->inflight--;
 	if (en->deliveries >= c->o->max_deliveries) {
@@ -842,8 +856,8 @@ static void fail_entry(struct redis_ctx *c, struct entry *en, const char *error,
 		return;
 	}
 	if (*delay < 0)
-		*delay = td_backoff_ms(en->deliveries, c->o->backoff_base_ms, c->o->backoff_cap_ms,
-				       0);
+		*delay =
+		    td_backoff_ms(en->deliveries, c->o->backoff_base_ms, c->o->backoff_cap_ms, 0);
 	td_logs_info(c->scope, "entry %s/%s failed on delivery %d of %lld (%s); again in %lld ms",
 		     st->key, en->e->id_text, en->deliveries, c->o->max_deliveries,
 		     en->error ? en->error : "failed", *delay);
@@ -986,8 +1000,9 @@ static redisContext *open_conn(struct redis_ctx *c, const char *role, redisConte
 {
 	struct timeval tv = {.tv_sec = CONNECT_TIMEOUT_MS / 1000,
 			     .tv_usec = (CONNECT_TIMEOUT_MS % 1000) * 1000};
-	redisContext *rc = c->url.unix_socket ? redisConnectUnixWithTimeout(c->url.path, tv)
-					      : redisConnectWithTimeout(c->url.host, c->url.port, tv);
+	redisContext *rc = c->url.unix_socket
+			       ? redisConnectUnixWithTimeout(c->url.path, tv)
+			       : redisConnectWithTimeout(c->url.host, c->url.port, tv);
 	if (!rc) {
 		snprintf(why, whylen, "cannot connect to %s: out of memory", c->where);
 		return NULL;
@@ -1188,10 +1203,11 @@ static int finish_job(struct redis_ctx *c, redisContext *rc, struct job *j, int 
 			lock(c);
 			c->can_unblock = false;
 			unlock(c);
-			td_logs_info(c->scope,
-				     "CLIENT UNBLOCK is not allowed (%s): a stream that may be read "
-				     "again waits for the current read to end",
-				     last && last->str ? last->str : "?");
+			td_logs_info(
+			    c->scope,
+			    "CLIENT UNBLOCK is not allowed (%s): a stream that may be read "
+			    "again waits for the current read to end",
+			    last && last->str ? last->str : "?");
 		}
 		break;
 	case JOB_MARK:
@@ -1221,11 +1237,12 @@ static int finish_job(struct redis_ctx *c, redisContext *rc, struct job *j, int 
 		}
 		unlock(c);
 		if (!ok) {
-			td_logs_error(c->scope,
-				      "entry %s/%s could not be written to %s (%s); it stays pending "
-				      "and is taken over again after claim_idle",
-				      j->st->key, en->e->id_text, j->st->dlq,
-				      last && last->str ? last->str : "no answer");
+			td_logs_error(
+			    c->scope,
+			    "entry %s/%s could not be written to %s (%s); it stays pending "
+			    "and is taken over again after claim_idle",
+			    j->st->key, en->e->id_text, j->st->dlq,
+			    last && last->str ? last->str : "no answer");
 			entry_free(en);
 		}
 		break;
@@ -1243,8 +1260,8 @@ static int finish_job(struct redis_ctx *c, redisContext *rc, struct job *j, int 
 }
 
 /* Acknowledges the entries of list (n of them) on stream st; -1 on a connection error. */
-static int append_acks(struct redis_ctx *c, redisContext *rc, struct stream *st,
-		       struct entry *list, int *commands)
+static int append_acks(struct redis_ctx *c, redisContext *rc, struct stream *st, struct entry *list,
+		       int *commands)
 {
 	const char *argv[3 + ACK_CHUNK];
 	argv[0] = "XACK";
@@ -1343,7 +1360,8 @@ static void *writer_main(void *arg)
 				until = min_deadline(until, c->writer_deadline_ms);
 			wait_until(&c->writer_cond, &c->lock, until);
 		}
-		if (c->writer_stop && (!writer_has_work(c) || td_now_ms() >= c->writer_deadline_ms)) {
+		if (c->writer_stop &&
+		    (!writer_has_work(c) || td_now_ms() >= c->writer_deadline_ms)) {
 			unlock(c);
 			break;
 		}
@@ -1366,8 +1384,9 @@ static void *writer_main(void *arg)
 				writer_fail_publishes(c, &jobs, why);
 				writer_requeue(c, jobs, acks);
 				retry_at = td_now_ms() + backoff;
-				backoff = backoff * 2 < c->o->reconnect_max_ms ? backoff * 2
-									       : c->o->reconnect_max_ms;
+				backoff = backoff * 2 < c->o->reconnect_max_ms
+					      ? backoff * 2
+					      : c->o->reconnect_max_ms;
 				continue;
 			}
 			backoff = c->o->reconnect_min_ms;
@@ -1375,8 +1394,8 @@ static void *writer_main(void *arg)
 		}
 
 		/* Pipeline everything, then read the replies in the same order. */
-		int ack_commands[64], *ackc = c->nstreams <= 64 ? ack_commands
-							       : calloc(c->nstreams, sizeof *ackc);
+		int ack_commands[64],
+		    *ackc = c->nstreams <= 64 ? ack_commands : calloc(c->nstreams, sizeof *ackc);
 		int *replies = NULL;
 		size_t njobs = 0;
 		for (struct job *j = jobs; j; j = j->next)
@@ -1470,7 +1489,7 @@ struct batch {
 		size_t stream;
 		struct td_redis_entry *e;
 		long long deliveries;
-	} *v;
+	} * v;
 	size_t n, cap;
 	bool oom;
 };
@@ -1555,10 +1574,11 @@ static long long take_batch(struct redis_ctx *c, struct batch *b, const char *ho
 			ack_entry(c, en);
 		} else if (en->deliveries > c->o->max_deliveries) {
 			char msg[200];
-			snprintf(msg, sizeof msg,
-				 "%s with %d deliveries and no outcome (each delivery ended with its "
-				 "consumer)",
-				 how, en->deliveries);
+			snprintf(
+			    msg, sizeof msg,
+			    "%s with %d deliveries and no outcome (each delivery ended with its "
+			    "consumer)",
+			    how, en->deliveries);
 			en->error = dup_text(msg, sizeof msg);
 			dead_letter(c, en);
 		} else {
@@ -1574,8 +1594,8 @@ static long long take_batch(struct redis_ctx *c, struct batch *b, const char *ho
 }
 
 /* XPENDING for the delivery counts of the entries of stream s in b. */
-static int fetch_counts(struct redis_ctx *c, redisContext *rc, struct batch *b, size_t s,
-			char *why, size_t whylen)
+static int fetch_counts(struct redis_ctx *c, redisContext *rc, struct batch *b, size_t s, char *why,
+			size_t whylen)
 {
 	const struct td_redis_entry *lo = NULL, *hi = NULL;
 	size_t n = 0;
@@ -1598,8 +1618,8 @@ static int fetch_counts(struct redis_ctx *c, redisContext *rc, struct batch *b, 
 	unlock(c);
 	char count[24];
 	snprintf(count, sizeof count, "%zu", n);
-	const char *argv[7] = {"XPENDING", c->streams[s].key, c->o->group, lo->id_text,
-			       hi->id_text, count,	       c->consumer};
+	const char *argv[7] = {"XPENDING", c->streams[s].key, c->o->group, lo->id_text, hi->id_text,
+			       count,	   c->consumer};
 	redisReply *r = command(rc, 7, argv, NULL);
 	if (!r) {
 		snprintf(why, whylen, "connection to %s lost: %s", c->where, rc->errstr);
@@ -1616,8 +1636,12 @@ static int fetch_counts(struct redis_ctx *c, redisContext *rc, struct batch *b, 
 static int create_groups(struct redis_ctx *c, redisContext *rc, char *why, size_t whylen)
 {
 	for (size_t i = 0; i < c->nstreams; i++) {
-		const char *argv[6] = {"XGROUP", "CREATE", c->streams[i].key, c->o->group,
-				       c->o->start == START_ALL ? "0" : "$", "MKSTREAM"};
+		const char *argv[6] = {"XGROUP",
+				       "CREATE",
+				       c->streams[i].key,
+				       c->o->group,
+				       c->o->start == START_ALL ? "0" : "$",
+				       "MKSTREAM"};
 		redisReply *r = command(rc, 6, argv, NULL);
 		if (!r) {
 			snprintf(why, whylen, "connection to %s lost: %s", c->where, rc->errstr);
@@ -1671,8 +1695,8 @@ fail:
 }
 
 /* Reads own pending entries of the streams still in history; -TD_E* with why. */
-static int read_history(struct redis_ctx *c, redisContext *rc, struct batch *b,
-			const bool *pick, char *why, size_t whylen)
+static int read_history(struct redis_ctx *c, redisContext *rc, struct batch *b, const bool *pick,
+			char *why, size_t whylen)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < c->nstreams; i++)
@@ -1756,8 +1780,8 @@ out:
 }
 
 /* One XAUTOCLAIM page of stream i: entries taken over (>= 0), or -TD_EIO. */
-static int claim_page(struct redis_ctx *c, redisContext *rc, struct batch *b, size_t i,
-		      char *why, size_t whylen)
+static int claim_page(struct redis_ctx *c, redisContext *rc, struct batch *b, size_t i, char *why,
+		      size_t whylen)
 {
 	struct stream *st = &c->streams[i];
 	char idle[24], count[24], cursor[TD_REDIS_ID_MAX], next[TD_REDIS_ID_MAX], err[300];
@@ -1786,8 +1810,8 @@ static int claim_page(struct redis_ctx *c, redisContext *rc, struct batch *b, si
 	unlock(c);
 	if (got == 0)
 		return 0;
-	td_logs_info(c->scope, "took over %d entries of %s idle for %lld ms or more", got,
-		     st->key, c->o->claim_idle_ms);
+	td_logs_info(c->scope, "took over %d entries of %s idle for %lld ms or more", got, st->key,
+		     c->o->claim_idle_ms);
 	if (fetch_counts(c, rc, b, i, why, whylen) < 0) {
 		batch_clear(b);
 		return -TD_EIO;
@@ -1818,6 +1842,55 @@ static int claim(struct redis_ctx *c, redisContext *rc, struct batch *b, char *w
 			if (got == 0 || wrapped)
 				break;
 		}
+	}
+	return 0;
+}
+
+/*
+ * Deletes the consumers of the group, other than this one, that have no pending entry
+ * and were idle for forget_consumers_after. One script, so that the check and the
+ * deletion are atomic: a consumer that reads between them would otherwise lose the
+ * pending entries that DELCONSUMER drops. A server that refuses scripts is left alone.
+ */
+static const char forget_script[] =
+    "local gone = {}\n"
+    "for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do\n"
+    "  local f = {}\n"
+    "  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end\n"
+    "  if f['name'] ~= ARGV[2] and f['pending'] == 0 and f['idle'] >= tonumber(ARGV[3]) then\n"
+    "    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], f['name'])\n"
+    "    gone[#gone + 1] = f['name']\n"
+    "  end\n"
+    "end\n"
+    "return gone\n";
+
+static int forget_consumers(struct redis_ctx *c, redisContext *rc, char *why, size_t whylen)
+{
+	char idle[24];
+	snprintf(idle, sizeof idle, "%lld", c->o->forget_after_ms);
+	for (size_t i = 0; i < c->nstreams; i++) {
+		const char *key = c->streams[i].key;
+		const char *argv[7] = {"EVAL",	    forget_script, "1", key,
+				       c->o->group, c->consumer,   idle};
+		redisReply *r = command(rc, 7, argv, NULL);
+		if (!r) {
+			snprintf(why, whylen, "connection to %s lost: %s", c->where, rc->errstr);
+			return -TD_EIO;
+		}
+		if (r->type == REDIS_REPLY_ERROR) {
+			if (td_log_ratelimit(&c->limit_r, 1, 3600000))
+				td_logs_info(c->scope, "idle consumers are not deleted: %.200s",
+					     r->str ? r->str : "?");
+		} else if (r->type == REDIS_REPLY_ARRAY) {
+			for (size_t k = 0; k < r->elements; k++)
+				if (r->element[k] && r->element[k]->type == REDIS_REPLY_STRING)
+					td_logs_info(c->scope,
+						     "deleted consumer %.200s of %s: idle for %lld "
+						     "ms with nothing pending",
+						     r->element[k]->str, key,
+						     c->o->forget_after_ms);
+		}
+		freeReplyObject(r);
 	}
 	return 0;
 }
@@ -1910,7 +1983,8 @@ static int read_new(struct redis_ctx *c, redisContext *rc, struct batch *b, cons
 	char err[300];
 	int got = td_redis_parse_xreadgroup(r, keys, m, batch_add, b, err, sizeof err);
 	bool nogroup = r->type == REDIS_REPLY_ERROR && r->str && strncmp(r->str, "NOGROUP", 7) == 0;
-	bool unblocked = r->type == REDIS_REPLY_ERROR && r->str && strncmp(r->str, "UNBLOCKED", 9) == 0;
+	bool unblocked =
+	    r->type == REDIS_REPLY_ERROR && r->str && strncmp(r->str, "UNBLOCKED", 9) == 0;
 	freeReplyObject(r);
 	if (unblocked) {
 		rc2 = 0;
@@ -1973,8 +2047,9 @@ static void *reader_main(void *arg)
 				while (!c->reader_stop && td_now_ms() < until)
 					wait_until(&c->reader_cond, &c->lock, until);
 				unlock(c);
-				backoff = backoff * 2 < c->o->reconnect_max_ms ? backoff * 2
-									       : c->o->reconnect_max_ms;
+				backoff = backoff * 2 < c->o->reconnect_max_ms
+					      ? backoff * 2
+					      : c->o->reconnect_max_ms;
 				continue;
 			}
 			backoff = c->o->reconnect_min_ms;
@@ -2003,6 +2078,8 @@ static void *reader_main(void *arg)
 			rc2 = read_history(c, rc, &b, pick, why, sizeof why);
 		} else if (all_history_done && now >= next_claim) {
 			rc2 = claim(c, rc, &b, why, sizeof why);
+			if (rc2 == 0 && c->o->forget_after_ms > 0)
+				rc2 = forget_consumers(c, rc, why, sizeof why);
 			next_claim = now + c->claim_every_ms;
 		} else {
 			lock(c);
@@ -2210,9 +2287,8 @@ fail:
 	return -TD_ENOMEM;
 }
 
-static void redis_publish(struct td_source *src, const char *target, const void *record,
-			  size_t len, void (*done)(void *arg, bool ok, const char *error),
-			  void *arg)
+static void redis_publish(struct td_source *src, const char *target, const void *record, size_t len,
+			  void (*done)(void *arg, bool ok, const char *error), void *arg)
 {
 	struct redis_ctx *c = td_source_ctx(src);
 	struct job *j = calloc(1, sizeof *j);
@@ -2233,7 +2309,8 @@ static void redis_publish(struct td_source *src, const char *target, const void 
 	j->arg = arg;
 	j->ctx = c;
 	if (!c->src || !c->writer_running) {
-		snprintf(j->error, sizeof j->error, "source %s is not running", td_source_name(src));
+		snprintf(j->error, sizeof j->error, "source %s is not running",
+			 td_source_name(src));
 		finish_publish(j);
 		return;
 	}

@@ -34,7 +34,7 @@
 #define MAX_TIME_MS 253402300799999ULL
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -239,7 +239,8 @@ struct td_redis_entry *td_redis_entry_from_reply(const redisReply *r, char *err,
 		return NULL;
 	const redisReply *idr = r->element[0], *fr = r->element[1];
 	if (fr->type == REDIS_REPLY_NIL) {
-		struct td_redis_entry *e = td_redis_entry_new(idr->str, idr->len, NULL, 0, err, errlen);
+		struct td_redis_entry *e =
+		    td_redis_entry_new(idr->str, idr->len, NULL, 0, err, errlen);
 		if (e)
 			e->deleted = true;
 		return e;
@@ -291,13 +292,14 @@ int td_redis_parse_xreadgroup(const redisReply *r, const char *const *streams, s
 		const redisReply *sr = r->element[s];
 		if (!sr || sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 || !sr->element ||
 		    !is_string(sr->element[0])) {
-			set_err(err, errlen, "XREADGROUP: stream %zu of the reply is not [key, entries]",
-				s + 1);
+			set_err(err, errlen,
+				"XREADGROUP: stream %zu of the reply is not [key, entries]", s + 1);
 			return -TD_EINVAL;
 		}
 		const redisReply *key = sr->element[0], *entries = sr->element[1];
 		if (find_stream(key, streams, nstreams) < 0) {
-			set_err(err, errlen, "XREADGROUP answered for stream \"%.*s\", which was not read",
+			set_err(err, errlen,
+				"XREADGROUP answered for stream \"%.*s\", which was not read",
 				(int)(key->len < 200 ? key->len : 200), key->str ? key->str : "");
 			return -TD_EINVAL;
 		}
@@ -344,8 +346,7 @@ int td_redis_parse_xautoclaim(const redisReply *r, size_t stream, char cursor[TD
 	}
 	if (r->type == REDIS_REPLY_ERROR)
 		return reply_error(r, "XAUTOCLAIM", err, errlen);
-	if (r->type != REDIS_REPLY_ARRAY || (r->elements != 2 && r->elements != 3) ||
-	    !r->element) {
+	if (r->type != REDIS_REPLY_ARRAY || (r->elements != 2 && r->elements != 3) || !r->element) {
 		set_err(err, errlen, "XAUTOCLAIM answered %s, not [cursor, entries, deleted]",
 			type_name(r));
 		return -TD_EINVAL;
@@ -374,7 +375,8 @@ int td_redis_parse_xautoclaim(const redisReply *r, size_t stream, char cursor[TD
 		const redisReply *deleted = r->element[2];
 		if (!deleted || deleted->type != REDIS_REPLY_ARRAY ||
 		    (deleted->elements && !deleted->element)) {
-			set_err(err, errlen, "XAUTOCLAIM: the deleted ids are %s", type_name(deleted));
+			set_err(err, errlen, "XAUTOCLAIM: the deleted ids are %s",
+				type_name(deleted));
 			return -TD_EINVAL;
 		}
 	}
@@ -383,7 +385,8 @@ int td_redis_parse_xautoclaim(const redisReply *r, size_t stream, char cursor[TD
 	for (size_t k = 0; k < entries->elements; k++) {
 		if (entries->element[k]->type == REDIS_REPLY_NIL)
 			continue;
-		struct td_redis_entry *e = td_redis_entry_from_reply(entries->element[k], err, errlen);
+		struct td_redis_entry *e =
+		    td_redis_entry_from_reply(entries->element[k], err, errlen);
 		if (!e)
 			return -TD_ENOMEM;
 		fn(arg, stream, e);
@@ -393,7 +396,8 @@ int td_redis_parse_xautoclaim(const redisReply *r, size_t stream, char cursor[TD
 }
 
 int td_redis_parse_xpending(const redisReply *r,
-			    void (*fn)(void *arg, const struct td_redis_id *id, long long deliveries),
+			    void (*fn)(void *arg, const struct td_redis_id *id,
+				       long long deliveries),
 			    void *arg, char *err, size_t errlen)
 {
 	if (!r) {
@@ -474,7 +478,8 @@ static void append_value(struct td_buf *out, const struct td_redis_field *f)
 int td_redis_entry_payload(const struct td_redis_entry *e, struct td_buf *out, const char **raw,
 			   size_t *raw_len)
 {
-	if (e->nfields == 1 && (name_is(&e->fields[0], "data") || name_is(&e->fields[0], "payload"))) {
+	if (e->nfields == 1 &&
+	    (name_is(&e->fields[0], "data") || name_is(&e->fields[0], "payload"))) {
 		*raw = e->fields[0].value;
 		*raw_len = e->fields[0].value_len;
 		return 1;
@@ -501,7 +506,8 @@ int td_redis_entry_payload(const struct td_redis_entry *e, struct td_buf *out, c
 	if (n > 1)
 		qsort(order, n, sizeof *order, compare_by_name);
 	for (size_t k = 1; k < n; k++)
-		if (compare_names(&e->fields[order[k - 1].index], &e->fields[order[k].index]) == 0) {
+		if (compare_names(&e->fields[order[k - 1].index], &e->fields[order[k].index]) ==
+		    0) {
 			next[order[k - 1].index] = order[k].index;
 			first[order[k].index] = false;
 		}
@@ -549,7 +555,8 @@ static int set_common(struct td_event *ev, const char *source_attr, const char *
 		set_err(err, errlen, "invalid source attribute \"%.100s\"", source_attr);
 		return -TD_EINVAL;
 	}
-	if (td_event_set(ev, "subject", stream) < 0 || td_event_set(ev, "redisstream", stream) < 0) {
+	if (td_event_set(ev, "subject", stream) < 0 ||
+	    td_event_set(ev, "redisstream", stream) < 0) {
 		set_err(err, errlen, "the stream key \"%.100s\" is not a valid CloudEvents string",
 			stream);
 		return -TD_EINVAL;
@@ -611,8 +618,10 @@ struct td_event *td_redis_entry_event(const char *source_attr, const char *strea
 	/* A raw payload that is not JSON says what it is, so that its structured form
 	 * carries text as a string and a function sees the right Content-Type. */
 	enum td_data_kind dk = td_event_data_kind(ev);
-	if ((dk == TD_DATA_TEXT && td_event_set(ev, "datacontenttype", "text/plain; charset=utf-8") < 0) ||
-	    (dk == TD_DATA_BINARY && td_event_set(ev, "datacontenttype", "application/octet-stream") < 0)) {
+	if ((dk == TD_DATA_TEXT &&
+	     td_event_set(ev, "datacontenttype", "text/plain; charset=utf-8") < 0) ||
+	    (dk == TD_DATA_BINARY &&
+	     td_event_set(ev, "datacontenttype", "application/octet-stream") < 0)) {
 		set_err(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -695,7 +704,8 @@ int td_redis_batch_failures(const char *body, size_t len, const char *stream,
 	size_t stream_len = strlen(stream);
 	for (size_t k = 0; k < json_array_size(list); k++) {
 		json_t *item = json_array_get(list, k);
-		json_t *ident = json_is_object(item) ? json_object_get(item, "itemIdentifier") : NULL;
+		json_t *ident =
+		    json_is_object(item) ? json_object_get(item, "itemIdentifier") : NULL;
 		if (!json_is_string(ident) || json_string_length(ident) == 0) {
 			set_err(err, errlen,
 				"batchItemFailures[%zu]: itemIdentifier is missing, empty or not a "
@@ -721,10 +731,11 @@ int td_redis_batch_failures(const char *body, size_t len, const char *stream,
 				found = true;
 			}
 		if (!found) {
-			set_err(err, errlen,
-				"batchItemFailures[%zu]: itemIdentifier \"%.80s\" is no entry of the "
-				"batch",
-				k, json_string_value(ident));
+			set_err(
+			    err, errlen,
+			    "batchItemFailures[%zu]: itemIdentifier \"%.80s\" is no entry of the "
+			    "batch",
+			    k, json_string_value(ident));
 			rc = -TD_EINVAL;
 			goto out;
 		}

@@ -49,8 +49,8 @@ static int decode(const char *s, size_t from, size_t to, char *out, size_t cap, 
 			int hi = i + 2 < to ? hex_value(s[i + 1]) : -1;
 			int lo = i + 2 < to ? hex_value(s[i + 2]) : -1;
 			if (hi < 0 || lo < 0) {
-				snprintf(msg, sizeof msg, "%s: '%%' must be followed by two hex digits",
-					 what);
+				snprintf(msg, sizeof msg,
+					 "%s: '%%' must be followed by two hex digits", what);
 				return fail(err, errlen, at, msg);
 			}
 			c = (unsigned char)(hi * 16 + lo);

@@ -39,7 +39,7 @@ struct td_redis_url {
 	char host[256]; /* without brackets */
 	int port;
 	char path[108]; /* the socket (sun_path holds 108 bytes) */
-	char user[256];	/* "" for none (AUTH password only) */
+	char user[256]; /* "" for none (AUTH password only) */
 	char password[512];
 	bool has_password;
 	long long db;
@@ -122,7 +122,8 @@ int td_redis_parse_xautoclaim(const redisReply *r, size_t stream, char cursor[TD
  * each row once the whole reply was checked. Returns the number of rows, or -TD_EINVAL.
  */
 int td_redis_parse_xpending(const redisReply *r,
-			    void (*fn)(void *arg, const struct td_redis_id *id, long long deliveries),
+			    void (*fn)(void *arg, const struct td_redis_id *id,
+				       long long deliveries),
 			    void *arg, char *err, size_t errlen);
 
 /* ---- Events ------------------------------------------------------------------------ */
@@ -145,7 +146,8 @@ int td_redis_entry_payload(const struct td_redis_entry *e, struct td_buf *out, c
  * redisid = the entry id, redisdeliveries = deliveries (Integer: this delivery's count),
  * time = the id's milliseconds (the time of XADD for ids Redis made), data as
  * td_redis_entry_payload. A raw payload that is not JSON gets datacontenttype
- * "text/plain; charset=utf-8" (valid UTF-8) or "application/octet-stream". NULL with a reason in err. The caller owns the event.
+ * "text/plain; charset=utf-8" (valid UTF-8) or "application/octet-stream". NULL with a reason in
+ * err. The caller owns the event.
  */
 struct td_event *td_redis_entry_event(const char *source_attr, const char *stream,
 				      const struct td_redis_entry *e, int deliveries, char *err,

@@ -23,6 +23,8 @@
 #include <triggerd/pattern.h>
 #include <triggerd/source.h>
 
+#include "../connectors/mqtt_topic.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1088,6 +1090,10 @@ static void check_trigger(struct loader *l, struct td_trigger *t, const config_s
 		td_diag_add(&l->diag, l->file, option_line(item, "pattern", -1),
 			    "option 'pattern': invalid pattern: %s", err);
 	}
+	for (size_t i = 0; i < t->topic.n; i++)
+		if (td_mqtt_filter_validate(t->topic.v[i], err, sizeof err) < 0)
+			td_diag_add(&l->diag, l->file, option_line(item, "topic", (int)i),
+				    "option 'topic': \"%.200s\": %s", t->topic.v[i], err);
 
 	if (t->sources.n) {
 		t->source_index = calloc(t->sources.n, sizeof *t->source_index);

@@ -35,6 +35,7 @@
 #include <triggerd/pattern.h>
 #include <triggerd/source.h>
 
+#include "../connectors/mqtt_topic.h"
 #include "destination.h"
 #include "json.h"
 #include "metering.h"
@@ -873,6 +874,21 @@ static int compare_matches(const void *a, const void *b)
 	return x->t->index < y->t->index ? -1 : x->t->index > y->t->index;
 }
 
+/* A trigger with MQTT topic filters takes only events whose mqtttopic one of them
+ * matches. */
+static bool topic_allows(const struct trigger_rt *t, const struct td_event *ev)
+{
+	if (t->conf->topic.n == 0)
+		return true;
+	const char *topic = td_event_get(ev, "mqtttopic");
+	if (!topic)
+		return false;
+	for (size_t i = 0; i < t->conf->topic.n; i++)
+		if (td_mqtt_topic_match(t->conf->topic.v[i], topic))
+			return true;
+	return false;
+}
+
 /* The triggers of src that event ev matches, appended to *out. */
 static int match_event(struct td_source *src, struct td_event *ev, int index, struct match **out,
 		       size_t *n, size_t *cap)
@@ -886,7 +902,8 @@ static int match_event(struct td_source *src, struct td_event *ev, int index, st
 		*cap = need;
 	}
 	for (size_t i = 0; i < src->nalways; i++)
-		(*out)[(*n)++] = (struct match){src->always[i], index};
+		if (topic_allows(src->always[i], ev))
+			(*out)[(*n)++] = (struct match){src->always[i], index};
 	if (src->nrules == 0)
 		return 0;
 	size_t len;
@@ -903,7 +920,8 @@ static int match_event(struct td_source *src, struct td_event *ev, int index, st
 		return 0;
 	}
 	for (int i = 0; i < k; i++)
-		(*out)[(*n)++] = (struct match){src->rules[ids[i]], index};
+		if (topic_allows(src->rules[ids[i]], ev))
+			(*out)[(*n)++] = (struct match){src->rules[ids[i]], index};
 	return 0;
 }
 

@@ -7,13 +7,13 @@
 #   BUILD                 build folder (default build-bench)
 #   TD_PATTERN_BENCH_DATA where the data goes (default $BUILD/pattern-data)
 #   TD_BENCH_GEN_DIR      folder of gen_citylots.py, gen_rules.py, expected_matches.tsv
-#                         (default /work/shared/bench)
+#                         (default: ../shared/bench beside the repository)
 #   REPEAT                runs per K, the median is reported (default 5)
 #   BENCH_CPU             CPU to pin to with taskset (default 1; empty: no pinning)
 set -e
 BUILD=${BUILD:-build-bench}
 DATA=${TD_PATTERN_BENCH_DATA:-$BUILD/pattern-data}
-GEN=${TD_BENCH_GEN_DIR:-/work/shared/bench}
+GEN=${TD_BENCH_GEN_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/../shared/bench}
 BIN=${PATTERN_BENCH:-$BUILD/bench/pattern/pattern_bench}
 REPEAT=${REPEAT:-5}
 BENCH_CPU=${BENCH_CPU-1}

@@ -44,7 +44,7 @@
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
 
-#define MAX_CONN 1024
+#define MAX_CONN    1024
 #define MAX_SAMPLES 200000
 
 static long long now_ns(void)
@@ -281,7 +281,8 @@ static void add_entries(redisContext *c, const char *stream, long long n)
 	for (long long i = 0; i < n;) {
 		long long chunk = n - i < 1000 ? n - i : 1000;
 		for (long long k = 0; k < chunk; k++)
-			redisAppendCommand(c, "XADD %s * order %lld item bench-item", stream, i + k);
+			redisAppendCommand(c, "XADD %s * order %lld item bench-item", stream,
+					   i + k);
 		for (long long k = 0; k < chunk; k++) {
 			void *r;
 			if (redisGetReply(c, &r) != REDIS_OK)
@@ -359,7 +360,8 @@ static int free_port(void)
 static bool ready(int admin_port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)admin_port),
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)admin_port),
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	bool ok = false;
 	if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
@@ -391,8 +393,7 @@ static struct daemon start_triggerd(const char *triggerd, const char *stream, in
 		"concurrency = 64; queue_max = %d; } );\n"
 		"triggers = ( { name = \"t\"; sources = [\"bench\"]; function = \"fn\"; "
 		"invocation = \"async\"; } );\n",
-		durability, redis_port, stream, batch_size, fn_port,
-		batch_size > 1 ? 300 : 5000);
+		durability, redis_port, stream, batch_size, fn_port, batch_size > 1 ? 300 : 5000);
 	fclose(f);
 	d.admin_port = free_port();
 	char state[300], admin[64], log[300];

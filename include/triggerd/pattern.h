@@ -42,7 +42,7 @@ void td_pattern_set_destroy(struct td_pattern_set *set);
  */
 int td_pattern_set_add(struct td_pattern_set *set, unsigned id, const char *pattern, size_t len,
 		       char *err, size_t errlen);
-/* Freezes the set; no add after this. Returns 0 or -TD_ENOMEM. */
+/* Freezes the set; no add after this. Returns 0, -TD_ENOMEM, or -TD_ESTATE if already done. */
 int td_pattern_set_compile(struct td_pattern_set *set);
 
 /* Checks one pattern without keeping it (same results and messages as _add). */

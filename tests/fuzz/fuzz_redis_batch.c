@@ -20,12 +20,12 @@
 #include "../../connectors/redis_streams_util.h"
 #include "../../router/json.h"
 
-#define CHECK(cond, what)                                                                  \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "fuzz_redis_batch: %s\n", what);                   \
-			abort();                                                           \
-		}                                                                          \
+#define CHECK(cond, what)                                                                          \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "fuzz_redis_batch: %s\n", what);                           \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 #define MAX_FIELDS 64

@@ -19,12 +19,12 @@
 #include "../../connectors/redis_streams_util.h"
 #include "../../router/json.h"
 
-#define CHECK(cond, what)                                                                  \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "fuzz_redis_reply: %s\n", what);                   \
-			abort();                                                           \
-		}                                                                          \
+#define CHECK(cond, what)                                                                          \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "fuzz_redis_reply: %s\n", what);                           \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 static const char *const streams[] = {"jobs", "s", ""};
@@ -42,8 +42,8 @@ static void check_entry(const struct td_redis_entry *e)
 	if (e->deleted)
 		return;
 	char err[256];
-	struct td_event *ev = td_redis_entry_event("triggerd/redis/fuzz", "jobs", e, 1, err,
-						   sizeof err);
+	struct td_event *ev =
+	    td_redis_entry_event("triggerd/redis/fuzz", "jobs", e, 1, err, sizeof err);
 	CHECK(ev != NULL, "an entry did not become an event");
 	size_t len;
 	char *json = td_event_to_json(ev, &len);
@@ -89,7 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		handed = 0;
 		switch (mode) {
 		case 0:
-			rc = td_redis_parse_xreadgroup(r, streams, 3, take, &limit, err, sizeof err);
+			rc =
+			    td_redis_parse_xreadgroup(r, streams, 3, take, &limit, err, sizeof err);
 			break;
 		case 1:
 			limit = 8;
@@ -118,7 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(handed == 0, "a refused reply handed entries over");
 			CHECK(err[0] != '\0', "a refusal without a reason");
 		} else {
-			CHECK((size_t)rc == handed, "the count disagrees with what was handed over");
+			CHECK((size_t)rc == handed,
+			      "the count disagrees with what was handed over");
 		}
 		freeReplyObject(reply);
 		reply = NULL;

@@ -4,7 +4,8 @@
  * accepted URL is consistent (a TCP URL has a host and a port in 1..65535, a socket a
  * path starting with '/', a user only with a password, db >= 0), that a refusal says
  * where ("at byte N" with N inside the text), that the description is made of the
- * address alone (never of the credentials), and that the TCP form written back from the parts parses to the same parts.
+ * address alone (never of the credentials), and that the TCP form written back from the parts
+ * parses to the same parts.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -13,12 +14,12 @@
 
 #include "../../connectors/redis_streams_util.h"
 
-#define CHECK(cond, what)                                                                  \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "fuzz_redis_url: %s\n", what);                     \
-			abort();                                                           \
-		}                                                                          \
+#define CHECK(cond, what)                                                                          \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "fuzz_redis_url: %s\n", what);                             \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -58,8 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(strcmp(where, where2) == 0, "the description depends on the credentials");
 		/* Written back (without credentials), it reads the same. */
 		char again[400];
-		snprintf(again, sizeof again, strchr(u.host, ':') ? "redis://[%s]:%d/%lld"
-								: "redis://%s:%d/%lld",
+		snprintf(again, sizeof again,
+			 strchr(u.host, ':') ? "redis://[%s]:%d/%lld" : "redis://%s:%d/%lld",
 			 u.host, u.port, u.db);
 		struct td_redis_url v;
 		CHECK(td_redis_url_parse(again, &v, err, sizeof err) == 0, "written back: refused");

@@ -15,6 +15,7 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -228,8 +229,9 @@ class MqttClient:
     """A blocking MQTT client with a reader thread. Received messages go to `messages`."""
 
     def __init__(self, port, client_id="", version=5, clean=True, username=None, password=None,
-                 session_expiry=0, host="127.0.0.1"):
+                 session_expiry=0, host="127.0.0.1", tls_ca=None):
         self.port, self.host, self.client_id, self.version = port, host, client_id, version
+        self.tls_ca = tls_ca
         self.clean, self.username, self.password = clean, username, password
         self.session_expiry = session_expiry
         self.messages = queue.Queue()
@@ -251,6 +253,9 @@ class MqttClient:
     def connect(self, timeout=10):
         self.sock = socket.create_connection((self.host, self.port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls_ca:
+            ctx = ssl.create_default_context(cafile=self.tls_ca)
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=self.host)
         self.sock.settimeout(None)
         flags = 0x02 if self.clean else 0
         payload = mqtt_str(self.client_id)

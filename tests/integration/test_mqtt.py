@@ -4,7 +4,6 @@ MQTT 5 properties, request/response, the mqtt destination, no loss across kill -
 shared subscriptions, broker restarts, and bad input with clear errors and /readyz."""
 import json
 import os
-import signal
 import threading
 import time
 
@@ -283,8 +282,7 @@ def test_11_mqtt_destination_publishes_results_and_dead_letters(broker, triggerd
     got = {m.topic: json.loads(m.payload) for m in (c.get(15), c.get(15))}
     assert got["results/done"]["responsePayload"] == {"ok": True}
     assert got["results/done"]["requestPayload"]["data"] == {"job": "fine"}
-    assert got["results/dead"]["requestContext"]["condition"] == "PermanentError" or \
-        got["results/dead"]["requestContext"]["condition"] == "RetriesExhausted"
+    assert got["results/dead"]["requestContext"]["condition"] == "RetriesExhausted"
     assert got["results/dead"]["requestPayload"]["subject"] == "jobs/2"
     c.disconnect()
 
@@ -456,3 +454,58 @@ def test_18_unreachable_broker_is_reported_and_retried(triggerd, function_server
         wait_for(lambda: readyz(t)[0] == 200, 15, what="the late broker to be found")
     finally:
         b.stop()
+
+
+def test_19_failover_list_takes_the_next_uri(broker, triggerd, function_server):
+    from conftest import free_port
+    b = broker()
+    fn = fast(function_server())
+    dead = f"tcp://127.0.0.1:{free_port()}"
+    t = triggerd(config(b.url, fn.url, invocation="sync").replace(
+        f'uri = "{b.url}"', f'uri = ["{dead}", "{b.url}"]'))
+    pub = client(b, client_id="pub")
+    pub.publish("t/x", '{"via": "second"}', qos=1)
+    fn.wait_count(1)
+    assert f"connected to {b.url}" in t.log()
+    pub.disconnect()
+
+
+def make_certificates(folder):
+    """A CA and a server certificate for 127.0.0.1, and a second, unrelated CA."""
+    def ssl(*args):
+        run(["openssl", *args], cwd=folder, check=True)
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=triggerd test CA")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(folder, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out",
+        "other.pem", "-days", "2", "-subj", "/CN=another CA")
+
+
+def test_20_tls_with_verification(broker, triggerd, function_server, tmp_path):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    make_certificates(str(certs))
+    b = broker(extra=f"cafile {certs}/ca.pem\ncertfile {certs}/server.pem\n"
+                     f"keyfile {certs}/server.key")
+    url = f"ssl://127.0.0.1:{b.port}"
+    fn = fast(function_server())
+    good = triggerd(config(url, fn.url, invocation="sync",
+                           source_extra=f'client_id = "tls-good"; tls = {{ ca_file = "{certs}/ca.pem"; }};'),
+                    name="good")
+    bad = triggerd(config(url, fn.url, invocation="sync",
+                          source_extra=f'client_id = "tls-bad"; tls = {{ ca_file = "{certs}/other.pem"; }};'),
+                   name="bad", wait_ready=False)
+    c = MqttClient(b.port, client_id="pub", tls_ca=str(certs / "ca.pem"))
+    c.connect()
+    c.publish("t/secure", '{"tls": true}', qos=1)
+    fn.wait_count(1)
+    assert json.loads(fn.requests[0]["body"]) == {"tls": True}
+    wait_for(lambda: "certificate verify failed" in readyz(bad)[1], 15,
+             what="/readyz of the instance with the wrong CA")
+    assert readyz(bad)[0] == 503 and readyz(good)[0] == 200
+    c.disconnect()

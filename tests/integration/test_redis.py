@@ -14,6 +14,7 @@ Numbered scenarios:
  10 wrong password and unreachable server: clear errors, /readyz says why
  11 redis:// destination for on_failure and on_success
  12 the shipped example configuration runs as it is
+ 13 SIGTERM drains and acknowledges; SIGHUP with new options keeps the stream flowing
 """
 import json
 import os
@@ -300,7 +301,7 @@ def test_two_instances_share_a_group_and_take_over(triggerd, function_server, re
 
     fn_a = function_server(respond_for("a", gate_a))
     fn_b = function_server(respond_for("b", None))
-    extra = 'count = 10; claim_idle = "2s";'
+    extra = 'count = 10; claim_idle = "2s"; forget_consumers_after = "2s";'
     a = triggerd(config(server.url, fn_a.url, source_extra=extra), name="a")
     b = triggerd(config(server.url, fn_b.url, source_extra=extra), name="b")
     r = server.client()
@@ -317,6 +318,11 @@ def test_two_instances_share_a_group_and_take_over(triggerd, function_server, re
     assert len(got["b"]) == 200
     assert "took over" in b.log()
     wait_acked(r, "jobs")
+    # a's consumer, emptied and idle, is deleted; b's stays.
+    def consumers():
+        return [dict(zip(c[::2], c[1::2]))[b"name"] for c in r.command("XINFO", "CONSUMERS", "jobs", "triggerd")]
+    wait_for(lambda: len(consumers()) == 1, 10, what="a's consumer deleted")
+    assert "deleted consumer" in b.log()
     assert b.stop() == 0
 
 
@@ -532,4 +538,45 @@ def test_example_configuration_runs_as_it_is(triggerd, function_server, redis):
     assert req["headers"]["ce-id"] == f"events/{entry}"
     assert req["body"] == b'{"hello": "world"}'
     wait_acked(r, "events")
+    assert t.stop() == 0
+
+
+# 13 ------------------------------------------------------------------------------------
+
+def test_sigterm_drains_and_acknowledges(triggerd, function_server, redis):
+    server = redis()
+    fn = function_server(lambda req: (time.sleep(0.5), (200, {}, b"late"))[1])
+    t = triggerd(config(server.url, fn.url) + 'shutdown_grace = "5s";\n')
+    r = server.client()
+    r.xadd("jobs", "n", "1")
+    fn.wait_count(1)
+    assert r.pending_count("jobs", "triggerd") == 1  # in flight, not acknowledged yet
+    t.signal(signal.SIGTERM)
+    assert t.proc.wait(10) == 0
+    # The entry settled during the drain and its XACK went out before the exit.
+    assert r.pending_count("jobs", "triggerd") == 0
+
+
+def test_sighup_with_changed_options_keeps_the_stream_flowing(triggerd, function_server, redis):
+    server = redis()
+    seen = set()
+    lock = threading.Lock()
+
+    def respond(req):
+        with lock:
+            seen.add(req["headers"]["ce-id"])
+        return 200, {}, b"ok"
+
+    fn = function_server(respond)
+    t = triggerd(config(server.url, fn.url, source_extra="count = 50;"))
+    r = server.client()
+    ids = r.xadd_many("jobs", [("n", str(i)) for i in range(100)])
+    wait_for(lambda: len(seen) >= 100, 20, what="the first 100")
+    t.config.write_text(t.config.read_text().replace("count = 50;", "count = 20;"))
+    t.signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in t.log(), 10, what="the reload")
+    ids += r.xadd_many("jobs", [("n", str(i)) for i in range(100, 200)])
+    want = {f"jobs/{i}" for i in ids}
+    wait_for(lambda: want <= seen, 20, what="every entry after the reload")
+    wait_acked(r, "jobs")
     assert t.stop() == 0

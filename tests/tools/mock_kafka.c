@@ -111,7 +111,8 @@ static int run_cluster(int argc, char **argv)
 		if (strcmp(argv[i], "--brokers") == 0 && i + 1 < argc) {
 			if (!parse_int(argv[++i], 1, 16, &brokers))
 				return usage();
-		} else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc && ntopics < MAX_TOPICS) {
+		} else if (strcmp(argv[i], "--topic") == 0 && i + 1 < argc &&
+			   ntopics < MAX_TOPICS) {
 			char *spec = argv[++i], *colon = strrchr(spec, ':');
 			long long n = 1;
 			if (colon) {
@@ -152,7 +153,8 @@ static int run_cluster(int argc, char **argv)
 		int rf = brokers < 3 ? (int)brokers : 3;
 		rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, topics[i], parts[i], rf);
 		if (e) {
-			fprintf(stderr, "mock_kafka: topic %s: %s\n", topics[i], rd_kafka_err2str(e));
+			fprintf(stderr, "mock_kafka: topic %s: %s\n", topics[i],
+				rd_kafka_err2str(e));
 			rd_kafka_mock_cluster_destroy(mc);
 			rd_kafka_destroy(rk);
 			return 1;
@@ -177,7 +179,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	(void)opaque;
 	if (m->err) {
 		if (failed++ < 5)
-			fprintf(stderr, "mock_kafka: delivery failed: %s\n", rd_kafka_err2str(m->err));
+			fprintf(stderr, "mock_kafka: delivery failed: %s\n",
+				rd_kafka_err2str(m->err));
 	} else {
 		delivered++;
 	}
@@ -209,7 +212,8 @@ static int member_bytes(json_t *obj, const char *name, struct td_buf *out)
 	json_t *b = json_object_get(obj, b64name);
 	td_buf_reset(out);
 	if (b && json_is_string(b))
-		return td_base64_decode(json_string_value(b), json_string_length(b), out, NULL, 0) < 0
+		return td_base64_decode(json_string_value(b), json_string_length(b), out, NULL, 0) <
+			       0
 			   ? -1
 			   : 1;
 	if (!v || json_is_null(v))
@@ -226,8 +230,8 @@ static int finish_producing(rd_kafka_t *rk, int queued)
 	rd_kafka_destroy(rk);
 	printf("produced %d\n", delivered);
 	if (delivered != queued) {
-		fprintf(stderr, "mock_kafka: %d of %d records were not stored\n", queued - delivered,
-			queued);
+		fprintf(stderr, "mock_kafka: %d of %d records were not stored\n",
+			queued - delivered, queued);
 		return 1;
 	}
 	return 0;
@@ -279,8 +283,8 @@ static int run_produce(const char *bootstrap, const char *topic)
 			goto fail;
 		}
 		json_t *p = json_object_get(o, "partition");
-		int partition = p && json_is_integer(p) ? (int)json_integer_value(p)
-							: RD_KAFKA_PARTITION_UA;
+		int partition =
+		    p && json_is_integer(p) ? (int)json_integer_value(p) : RD_KAFKA_PARTITION_UA;
 		int hk = member_bytes(o, "key", &key), hval = member_bytes(o, "value", &value);
 		rd_kafka_headers_t *hdrs = NULL;
 		json_t *hs = json_object_get(o, "headers");
@@ -296,17 +300,20 @@ static int run_produce(const char *bootstrap, const char *topic)
 				json_t *h = json_array_get(hs, i);
 				json_t *hn = json_array_get(h, 0), *hval2 = json_array_get(h, 1);
 				if (!json_is_string(hn)) {
-					fprintf(stderr, "mock_kafka: stdin line %d: bad header\n", lineno);
+					fprintf(stderr, "mock_kafka: stdin line %d: bad header\n",
+						lineno);
 					rd_kafka_headers_destroy(hdrs);
 					json_decref(o);
 					goto fail;
 				}
 				if (!hval2 || json_is_null(hval2)) {
-					rd_kafka_header_add(hdrs, json_string_value(hn), -1, NULL, 0);
+					rd_kafka_header_add(hdrs, json_string_value(hn), -1, NULL,
+							    0);
 					continue;
 				}
 				td_buf_reset(&hv);
-				td_buf_append(&hv, json_string_value(hval2), json_string_length(hval2));
+				td_buf_append(&hv, json_string_value(hval2),
+					      json_string_length(hval2));
 				rd_kafka_header_add(hdrs, json_string_value(hn), -1, hv.data,
 						    (ssize_t)hv.len);
 			}
@@ -350,8 +357,8 @@ static int run_fill(const char *bootstrap, const char *topic, long long count, l
 			value[vlen++] = 'x';
 		value[vlen++] = '"';
 		value[vlen++] = '}';
-		if (produce_one(rk, topic, parts > 0 ? (int)(i % parts) : RD_KAFKA_PARTITION_UA, key,
-				(size_t)klen, value, (size_t)vlen, NULL) < 0) {
+		if (produce_one(rk, topic, parts > 0 ? (int)(i % parts) : RD_KAFKA_PARTITION_UA,
+				key, (size_t)klen, value, (size_t)vlen, NULL) < 0) {
 			free(value);
 			rd_kafka_destroy(rk);
 			return 1;
@@ -408,7 +415,8 @@ static int run_committed(const char *bootstrap, const char *group, const char *t
 			rc = 0;
 			for (int i = 0; i < n; i++) {
 				int64_t lo = 0, hi = 0;
-				if (rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &hi, 10000)) {
+				if (rd_kafka_query_watermark_offsets(rk, topic, i, &lo, &hi,
+								     10000)) {
 					rc = 1;
 					break;
 				}
@@ -480,7 +488,8 @@ static int run_consume(const char *bootstrap, const char *topic, long long count
 					const void *val;
 					size_t size;
 					for (size_t i = 0;
-					     !rd_kafka_header_get_all(hdrs, i, &name, &val, &size); i++) {
+					     !rd_kafka_header_get_all(hdrs, i, &name, &val, &size);
+					     i++) {
 						struct td_buf nb = {0};
 						td_json_append_cstr(&nb, name);
 						printf("%s[%s,", i ? "," : "", nb.data);

@@ -114,8 +114,12 @@ Test(kafka_event, keys_that_are_no_subject_go_to_kafkakey)
 	    {"caf\xc3\xa9", 5, "caf\xc3\xa9", NULL},
 	};
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		struct td_kafka_record r = {.topic = "t", .offset = 1, .key = rows[i].key,
-					    .key_len = rows[i].len, .value = "x", .value_len = 1,
+		struct td_kafka_record r = {.topic = "t",
+					    .offset = 1,
+					    .key = rows[i].key,
+					    .key_len = rows[i].len,
+					    .value = "x",
+					    .value_len = 1,
 					    .timestamp_ms = -1};
 		struct td_event *ev = record_event(&r);
 		expect_attr(ev, "subject", rows[i].subject);
@@ -147,11 +151,11 @@ Test(kafka_event, null_key_null_value_and_broker_time)
 Test(kafka_event, headers_that_cannot_be_extensions)
 {
 	struct td_kafka_header hs[] = {
-	    {"Tenant", 6, "upper", 5},		      /* upper case: not an extension name */
-	    {"x-trace", 7, "dash", 4},		      /* '-' */
+	    {"Tenant", 6, "upper", 5},		    /* upper case: not an extension name */
+	    {"x-trace", 7, "dash", 4},		    /* '-' */
 	    {"averyveryverylongname1", 22, "l", 1}, /* over 20 characters */
-	    {"kafkatopic", 10, "spoof", 5},	      /* reserved prefix */
-	    {"subject", 7, "spoof", 5},		      /* a CloudEvents attribute */
+	    {"kafkatopic", 10, "spoof", 5},	    /* reserved prefix */
+	    {"subject", 7, "spoof", 5},		    /* a CloudEvents attribute */
 	    {"id", 2, "spoof", 5},
 	    {"ctl", 3, "a\nb", 3}, /* a control character */
 	    {"bin", 3, "\xff", 1}, /* not UTF-8 */
@@ -161,8 +165,13 @@ Test(kafka_event, headers_that_cannot_be_extensions)
 	    {"content-type", 12, "not a media type", 16},
 	};
 	size_t n = sizeof hs / sizeof hs[0];
-	struct td_kafka_record r = {.topic = "t", .offset = 0, .value = "{}", .value_len = 2,
-				    .timestamp_ms = -1, .headers = hs, .nheaders = n};
+	struct td_kafka_record r = {.topic = "t",
+				    .offset = 0,
+				    .value = "{}",
+				    .value_len = 2,
+				    .timestamp_ms = -1,
+				    .headers = hs,
+				    .nheaders = n};
 	struct td_event *ev = record_event(&r);
 	expect_attr(ev, "subject", NULL);
 	expect_attr(ev, "id", "t-0-0");
@@ -190,11 +199,35 @@ Test(kafka_event, headers_that_cannot_be_extensions)
 	td_event_unref(ev);
 }
 
+Test(kafka_event, odd_header_names_stay_a_cloudevents_string)
+{
+	/* DEL, a C1 control (U+0085), a noncharacter (U+FFFF), a byte that is not UTF-8, a
+	 * quote and a control character. */
+	static const char name[] = "a\x7f\xc2\x85\xef\xbf\xbf\xff\"\x01";
+	struct td_kafka_header hs[] = {{name, sizeof name - 1, "v", 1}};
+	struct td_kafka_record r = {.topic = "t",
+				    .value = "{}",
+				    .value_len = 2,
+				    .timestamp_ms = -1,
+				    .headers = hs,
+				    .nheaders = 1};
+	struct td_event *ev = record_event(&r);
+	expect_attr(ev, "kafkaheaders",
+		    "[{\"a\\u007f\\u0085\\uffff\\ufffd\\\"\\u0001\":\"dg==\"}]");
+	char err[256];
+	cr_expect_eq(td_event_validate(ev, err, sizeof err), 0, "%s", err);
+	td_event_unref(ev);
+}
+
 Test(kafka_event, content_type_header_classifies_the_data)
 {
 	struct td_kafka_header hs[] = {{"content-type", 12, "text/plain", 10}};
-	struct td_kafka_record r = {.topic = "t", .value = "{\"a\":1}", .value_len = 7,
-				    .timestamp_ms = -1, .headers = hs, .nheaders = 1};
+	struct td_kafka_record r = {.topic = "t",
+				    .value = "{\"a\":1}",
+				    .value_len = 7,
+				    .timestamp_ms = -1,
+				    .headers = hs,
+				    .nheaders = 1};
 	struct td_event *ev = record_event(&r);
 	expect_attr(ev, "datacontenttype", "text/plain");
 	cr_expect_eq(td_event_data_kind(ev), TD_DATA_TEXT);
@@ -369,31 +402,40 @@ Test(kafka_event, aws_shape_refuses_other_events)
 	static const char *const bad[][2] = {
 	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"other\"}",
 	     "is not a Kafka record"},
-	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka.record\"}",
+	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka."
+	     "record\"}",
 	     "missing or malformed"},
-	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka.record\","
+	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka."
+	     "record\","
 	     "\"kafkatopic\":\"t\",\"kafkapartition\":-1,\"kafkaoffset\":1}",
 	     "missing or malformed"},
-	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka.record\","
+	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka."
+	     "record\","
 	     "\"kafkatopic\":\"t\",\"kafkapartition\":1,\"kafkaoffset\":1,\"kafkakey\":\"*\"}",
 	     "kafkakey is not base64"},
-	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka.record\","
-	     "\"kafkatopic\":\"t\",\"kafkapartition\":1,\"kafkaoffset\":1,\"kafkaheaders\":\"[1]\"}",
+	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka."
+	     "record\","
+	     "\"kafkatopic\":\"t\",\"kafkapartition\":1,\"kafkaoffset\":1,\"kafkaheaders\":\"[1]"
+	     "\"}",
 	     "element 1"},
-	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka.record\","
+	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka."
+	     "record\","
 	     "\"kafkatopic\":\"t\",\"kafkapartition\":1,\"kafkaoffset\":1,"
 	     "\"kafkatimestamptype\":\"SOMETIME\"}",
 	     "kafkatimestamptype"},
-	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka.batch\","
+	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka."
+	     "batch\","
 	     "\"data\":{\"not\":\"an array\"}}",
 	     "not a JSON array"},
-	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka.batch\","
+	    {"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\",\"type\":\"triggerd.kafka."
+	     "batch\","
 	     "\"data\":[{\"id\":1}]}",
 	     "record 1"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		char err[256] = "";
-		struct td_event *ev = td_event_from_json(bad[i][0], strlen(bad[i][0]), err, sizeof err);
+		struct td_event *ev =
+		    td_event_from_json(bad[i][0], strlen(bad[i][0]), err, sizeof err);
 		cr_assert_not_null(ev, "case %zu: %s", i, err);
 		err[0] = '\0';
 		char *aws = td_kafka_aws_json(ev, "b", NULL, err, sizeof err);
@@ -462,9 +504,16 @@ Test(kafka_event, headers_parse)
 Test(kafka_event, origin_of_events_and_destination_records)
 {
 	struct td_kafka_header hs[] = {{"trace", 5, "t1", 2}, {"n", 1, NULL, 0}};
-	struct td_kafka_record r = {.topic = "orders", .partition = 2, .offset = 9,
-				    .key = "\x01k", .key_len = 2, .value = "v", .value_len = 1,
-				    .timestamp_ms = -1, .headers = hs, .nheaders = 2};
+	struct td_kafka_record r = {.topic = "orders",
+				    .partition = 2,
+				    .offset = 9,
+				    .key = "\x01k",
+				    .key_len = 2,
+				    .value = "v",
+				    .value_len = 1,
+				    .timestamp_ms = -1,
+				    .headers = hs,
+				    .nheaders = 2};
 	struct td_event *ev = record_event(&r);
 	struct td_kafka_origin o;
 	char err[256];
@@ -493,8 +542,8 @@ Test(kafka_event, origin_of_events_and_destination_records)
 	free(rec);
 
 	/* A dead letter made here reads back the same way. */
-	struct td_result res = {.status = TD_RESULT_ERROR, .http_status = 500,
-				.body = "{\"oops\":1}", .body_len = 10};
+	struct td_result res = {
+	    .status = TD_RESULT_ERROR, .http_status = 500, .body = "{\"oops\":1}", .body_len = 10};
 	struct td_kafka_failure f = {.source = "orders",
 				     .condition = "RetryAttemptsExhausted",
 				     .attempts = 3,
@@ -517,12 +566,11 @@ Test(kafka_event, origin_of_events_and_destination_records)
 			 "RetryAttemptsExhausted");
 	cr_expect_eq(json_integer_value(json_object_get(rc, "approximateInvokeCount")), 3);
 	cr_expect_str_eq(json_string_value(json_object_get(rc, "source")), "orders");
-	cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "responseContext"),
-							 "statusCode")),
+	cr_expect_eq(json_integer_value(
+			 json_object_get(json_object_get(j, "responseContext"), "statusCode")),
 		     500);
-	cr_expect_eq(json_integer_value(json_object_get(json_object_get(j, "responsePayload"),
-							 "oops")),
-		     1);
+	cr_expect_eq(
+	    json_integer_value(json_object_get(json_object_get(j, "responsePayload"), "oops")), 1);
 	cr_expect_str_eq(json_string_value(json_object_get(j, "error")), "HTTP 500");
 	json_t *bi = json_object_get(j, "KafkaBatchInfo");
 	cr_expect_str_eq(json_string_value(json_object_get(bi, "topic")), "orders");
@@ -531,9 +579,9 @@ Test(kafka_event, origin_of_events_and_destination_records)
 	cr_expect_eq(json_integer_value(json_object_get(bi, "batchSize")), 4);
 	cr_expect_eq(json_integer_value(json_object_get(bi, "firstOffset")), 8);
 	cr_expect_eq(json_integer_value(json_object_get(bi, "lastOffset")), 11);
-	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(j, "requestPayload"),
-							    "id")),
-			 "orders-2-9");
+	cr_expect_str_eq(
+	    json_string_value(json_object_get(json_object_get(j, "requestPayload"), "id")),
+	    "orders-2-9");
 	json_decref(j);
 	cr_assert_eq(td_kafka_destination_origin(dl, len, &o, err, sizeof err), 0, "%s", err);
 	cr_expect_eq(o.key_len, 2);
@@ -552,9 +600,9 @@ Test(kafka_event, origin_of_events_and_destination_records)
 	    "{}",
 	};
 	for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
-		cr_expect_eq(td_kafka_destination_origin(none[i], strlen(none[i]), &o, err,
-							 sizeof err),
-			     0, "case %zu", i);
+		cr_expect_eq(
+		    td_kafka_destination_origin(none[i], strlen(none[i]), &o, err, sizeof err), 0,
+		    "case %zu", i);
 		cr_expect_null(o.key, "case %zu", i);
 		cr_expect_eq(o.nheaders, 0, "case %zu", i);
 	}

@@ -49,8 +49,8 @@ Test(kafka_offsets, position_is_first_unsettled)
 			cr_assert_eq(td_kafka_offsets_add(&t, k->delivered[i]), 0, "%s", k->name);
 		cr_expect_eq(td_kafka_offsets_position(&t), k->delivered[0], "%s", k->name);
 		for (int i = 0; i < k->ndelivered; i++) {
-			cr_assert_eq(td_kafka_offsets_settle(&t, k->settled[i]), 0, "%s: settle %lld",
-				     k->name, k->settled[i]);
+			cr_assert_eq(td_kafka_offsets_settle(&t, k->settled[i]), 0,
+				     "%s: settle %lld", k->name, k->settled[i]);
 			cr_expect_eq(td_kafka_offsets_position(&t), k->position_after[i],
 				     "%s: after settling %lld", k->name, k->settled[i]);
 		}

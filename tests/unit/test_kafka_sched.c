@@ -314,13 +314,14 @@ Test(kafka_sched, random_key_ordering_keeps_each_key_in_order)
 		while (nlive < 64 && (b = next(&s))) {
 			for (size_t i = 0; i < b->n; i++) {
 				int k = (int)(long)b->recs[i]->item - 1;
-				cr_assert_gt(b->recs[i]->offset, last_started[k], "key %d out of order",
-					     k);
+				cr_assert_gt(b->recs[i]->offset, last_started[k],
+					     "key %d out of order", k);
 				last_started[k] = b->recs[i]->offset;
 				for (int j = 0; j < nlive; j++)
 					for (size_t x = 0; x < live[j]->n; x++)
-						cr_assert_neq((int)(long)live[j]->recs[x]->item - 1, k,
-							      "key %d in two unfinished batches", k);
+						cr_assert_neq((int)(long)live[j]->recs[x]->item - 1,
+							      k, "key %d in two unfinished batches",
+							      k);
 			}
 			started += (int)b->n;
 			live[nlive++] = b;

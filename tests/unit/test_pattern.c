@@ -1150,7 +1150,7 @@ static const char *bench_data_dir(void)
 		}
 	}
 	const char *gen = getenv("TD_BENCH_GEN_DIR");
-	const char *gens[] = {gen, "/work/shared/bench", "../shared/bench"};
+	const char *gens[] = {gen, "../shared/bench"};
 	for (size_t i = 0; i < 3; i++) {
 		char p[600], *cmd;
 		if (!gens[i])

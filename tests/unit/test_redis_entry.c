@@ -122,8 +122,9 @@ Test(redis_entry, ids_parse_compare_and_format)
 Test(redis_entry, xreadgroup_reply_hands_over_every_entry)
 {
 	const char *streams[] = {"jobs", "other"};
-	redisReply *r = resp("*2\r\n"
-			     "*2\r\n$5\r\nother\r\n*1\r\n" ENTRY_B "*2\r\n$4\r\njobs\r\n*1\r\n" ENTRY_A);
+	redisReply *r =
+	    resp("*2\r\n"
+		 "*2\r\n$5\r\nother\r\n*1\r\n" ENTRY_B "*2\r\n$4\r\njobs\r\n*1\r\n" ENTRY_A);
 	struct got g = {0};
 	char err[256] = "";
 	cr_assert_eq(td_redis_parse_xreadgroup(r, streams, 2, collect, &g, err, sizeof err), 2,
@@ -205,8 +206,8 @@ Test(redis_entry, xautoclaim_replies_of_redis_6_and_7)
 	char err[256] = "", cursor[TD_REDIS_ID_MAX] = "";
 	/* 7.0: [cursor, entries, deleted ids] */
 	redisReply *r = resp("*3\r\n$4\r\n17-3\r\n*2\r\n" ENTRY_A ENTRY_B "*1\r\n$3\r\n5-5\r\n");
-	cr_assert_eq(td_redis_parse_xautoclaim(r, 3, cursor, collect, &g, err, sizeof err), 2,
-		     "%s", err);
+	cr_assert_eq(td_redis_parse_xautoclaim(r, 3, cursor, collect, &g, err, sizeof err), 2, "%s",
+		     err);
 	cr_expect_str_eq(cursor, "17-3");
 	cr_expect_eq(g.stream[0], 3);
 	cr_expect_eq(g.stream[1], 3);
@@ -267,7 +268,8 @@ Test(redis_entry, xpending_rows)
 	    {"-NOGROUP x\r\n", "NOGROUP"},
 	    {"$2\r\nno\r\n", "answered a string, not an array"},
 	    {"*1\r\n*3\r\n$3\r\n1-0\r\n$2\r\nc1\r\n:1\r\n", "row 1 is not"},
-	    {"*2\r\n*4\r\n$3\r\n1-0\r\n$2\r\nc1\r\n:1\r\n:1\r\n*4\r\n$3\r\n1-0\r\n$2\r\nc1\r\n:1\r\n:-1\r\n",
+	    {"*2\r\n*4\r\n$3\r\n1-0\r\n$2\r\nc1\r\n:1\r\n:1\r\n*4\r\n$3\r\n1-0\r\n$2\r\nc1\r\n:"
+	     "1\r\n:-1\r\n",
 	     "row 2 is not"},
 	    {"*1\r\n*4\r\n$3\r\nx-0\r\n$2\r\nc1\r\n:1\r\n:1\r\n", "row 1 is not"},
 	};
@@ -362,8 +364,8 @@ Test(redis_entry, entry_event_attributes)
 	const char *kv[] = {"data", "{\"n\":1}"};
 	struct td_redis_entry *e = entry("1700000000123-4", kv, 1);
 	char err[256] = "";
-	struct td_event *ev = td_redis_entry_event("triggerd/redis/jobs", "orders", e, 3, err,
-						   sizeof err);
+	struct td_event *ev =
+	    td_redis_entry_event("triggerd/redis/jobs", "orders", e, 3, err, sizeof err);
 	cr_assert_not_null(ev, "%s", err);
 	cr_expect_str_eq(td_event_get(ev, "id"), "orders/1700000000123-4");
 	cr_expect_str_eq(td_event_get(ev, "source"), "triggerd/redis/jobs");
@@ -445,8 +447,8 @@ Test(redis_entry, batch_event_is_the_list_of_entry_events)
 		json_t *item = json_array_get(list, i);
 		snprintf(id, sizeof id, "jobs/100-%zu", i);
 		cr_expect_str_eq(json_string_value(json_object_get(item, "id")), id);
-		cr_expect_str_eq(json_string_value(json_object_get(json_object_get(item, "data"), "n")),
-				 "0");
+		cr_expect_str_eq(
+		    json_string_value(json_object_get(json_object_get(item, "data"), "n")), "0");
 	}
 	json_decref(list);
 	td_event_unref(b);
@@ -475,7 +477,8 @@ Test(redis_entry, batch_item_failures)
 	    {"{\"batchItemFailures\":null}", 0, {0}, NULL},
 	    {"{\"batchItemFailures\":[]}", 0, {0}, NULL},
 	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"1-1\"}]}", 1, {0, 1, 0}, NULL},
-	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"jobs/2-0\"},{\"itemIdentifier\":\"1-0\"}]}",
+	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"jobs/"
+	     "2-0\"},{\"itemIdentifier\":\"1-0\"}]}",
 	     2,
 	     {1, 0, 1},
 	     NULL},
@@ -484,7 +487,10 @@ Test(redis_entry, batch_item_failures)
 	     {0, 1, 0},
 	     NULL},
 	    {"{\"batchItemFailures\":{}}", -TD_EINVAL, {0}, "batchItemFailures is not a list"},
-	    {"{\"batchItemFailures\":[{}]}", -TD_EINVAL, {0}, "batchItemFailures[0]: itemIdentifier is missing"},
+	    {"{\"batchItemFailures\":[{}]}",
+	     -TD_EINVAL,
+	     {0},
+	     "batchItemFailures[0]: itemIdentifier is missing"},
 	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"\"}]}", -TD_EINVAL, {0}, "empty"},
 	    {"{\"batchItemFailures\":[{\"itemIdentifier\":7}]}", -TD_EINVAL, {0}, "not a string"},
 	    {"{\"batchItemFailures\":[\"1-0\"]}", -TD_EINVAL, {0}, "itemIdentifier is missing"},
@@ -492,7 +498,9 @@ Test(redis_entry, batch_item_failures)
 	     -TD_EINVAL,
 	     {0},
 	     "batchItemFailures[1]: itemIdentifier \"9-9\" is no entry of the batch"},
-	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"other/1-0\"}]}", -TD_EINVAL, {0},
+	    {"{\"batchItemFailures\":[{\"itemIdentifier\":\"other/1-0\"}]}",
+	     -TD_EINVAL,
+	     {0},
 	     "is no entry of the batch"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -503,7 +511,8 @@ Test(redis_entry, batch_item_failures)
 		cr_expect_eq(rc, cases[i].want, "case %zu: %s", i, err);
 		if (rc >= 0)
 			for (int k = 0; k < 3; k++)
-				cr_expect_eq(failed[k], cases[i].failed[k], "case %zu entry %d", i, k);
+				cr_expect_eq(failed[k], cases[i].failed[k], "case %zu entry %d", i,
+					     k);
 		if (cases[i].words)
 			cr_expect(strstr(err, cases[i].words) != NULL, "case %zu: \"%s\"", i, err);
 	}

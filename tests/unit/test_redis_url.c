@@ -49,8 +49,8 @@ Test(redis_url, accepted_forms)
 	    {"unix:///tmp/r.sock", true, "", 0, "/tmp/r.sock", "", NULL, 0, "/tmp/r.sock"},
 	    {"unix:///tmp/r.sock?db=4&password=x%20y", true, "", 0, "/tmp/r.sock", "", "x y", 4,
 	     "/tmp/r.sock/4"},
-	    {"unix:///tmp/r.sock?user=bob&password=pw", true, "", 0, "/tmp/r.sock", "bob", "pw",
-	     0, "/tmp/r.sock"},
+	    {"unix:///tmp/r.sock?user=bob&password=pw", true, "", 0, "/tmp/r.sock", "bob", "pw", 0,
+	     "/tmp/r.sock"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		const struct good_case *c = &cases[i];
