@@ -352,7 +352,8 @@ static void kafka_check(const void *p, const char *file, int line, struct td_dia
 /* ---- runtime: shared state ------------------------------------------------------- */
 
 #define CHUNK_MAX	    512	 /* records per hand-over to the engine */
-#define BUFFER_MIN	    500	 /* records waiting per partition before it is paused */
+#define BUFFER_MAX	    5000 /* records waiting in one partition before it is paused */
+#define STUCK_MS	    1000 /* a partition that starts nothing this long is paused */
 #define FLOW_MIN	    1000 /* waiting in flowing partitions before the reader waits */
 #define FLOW_WAIT_MAX_MS    500	 /* it still polls this often (rebalances) */
 #define STORE_DELAY_MS	    5	 /* positions are stored at most this late */
@@ -421,8 +422,9 @@ struct kpart {
 	int submitted;	  /* batches the router has not settled yet */
 	int dlq_inflight; /* dead letters on their way */
 	size_t buffer_max;
-	long flow_counted; /* this partition's share of rt->flowing */
-	bool store_dirty;  /* store_pos waits for the store timer */
+	long long wait_since; /* since when records wait without a batch starting */
+	long flow_counted;    /* this partition's share of rt->flowing */
+	bool store_dirty;     /* store_pos waits for the store timer */
 	long long store_pos;
 	struct kpart *dnext; /* ctx->dirty */
 	struct kpart *tnext; /* touched list of one chunk */
@@ -727,15 +729,23 @@ static void wake_consumer(struct kafka_rt *rt)
 }
 
 /*
- * Pauses a partition whose records pile up (a stuck partition, or one whose function is
- * busy) and resumes it once half of them are gone; keeps p's share of the records that
- * the consumer thread's flow control counts.
+ * Pauses a partition that is stuck (records wait and no batch started for STUCK_MS: a
+ * failing record retried, a slow key), whose function is busy, or that holds
+ * buffer_max records; resumes it once it is down to one batch. Pausing is kept for
+ * these cases because librdkafka drops what it prefetched for a paused partition and
+ * takes up to a second to fetch again after the resume. Also keeps p's share of the
+ * records that the consumer thread's flow control counts (paused partitions do not
+ * count, so a stuck partition does not hold the others back).
  */
 static void update_pause(struct kafka_ctx *ctx, struct kpart *p)
 {
 	bool live = !p->dead && !p->revoking && !ctx->stopped;
-	bool want = live && (p->busy || p->sched.pending >= p->buffer_max ||
-			     (p->paused && p->sched.pending > p->buffer_max / 2));
+	size_t n = p->sched.pending;
+	if (n == 0)
+		p->wait_since = td_now_ms();
+	bool stuck = n > 0 && td_now_ms() - p->wait_since >= STUCK_MS;
+	bool want = live && (p->busy || stuck || n >= p->buffer_max ||
+			     (p->paused && n > p->sched.conf.batch_size));
 	if (want != p->paused) {
 		p->paused = want;
 		if (want)
@@ -743,8 +753,10 @@ static void update_pause(struct kafka_ctx *ctx, struct kpart *p)
 		else
 			rd_kafka_resume_partitions(ctx->rt->rk, p->one);
 		td_logs_debug(ctx->rt->scope, "%s %s-%d (%zu records waiting%s)",
-			      want ? "paused" : "resumed", p->topic, p->partition, p->sched.pending,
-			      p->busy ? ", function busy" : "");
+			      want ? "paused" : "resumed", p->topic, p->partition, n,
+			      p->busy ? ", function busy"
+			      : stuck ? ", none started lately"
+				      : "");
 	}
 	long count = live && !p->paused ? (long)p->sched.pending : 0;
 	if (count != p->flow_counted) {
@@ -1471,6 +1483,7 @@ static void part_pump(struct kafka_ctx *ctx, struct kpart *p)
 				break;
 			}
 			b->state = B_NEW;
+			p->wait_since = td_now_ms();
 			batch_start(ctx, b);
 		}
 	} while (p->repump);
@@ -1583,6 +1596,10 @@ static void on_chunk(void *arg)
 	for (size_t i = 0; i < c->n; i++) {
 		struct kpart *p = c->items[i].p;
 		struct td_kafka_rec *r = c->items[i].r;
+		if (ctx && !p->dead && p->sched.offsets.last >= 0 &&
+		    r->offset != p->sched.offsets.last + 1)
+			td_logs_warn(ctx->rt->scope, "DEBUGGAP %s-%d: %lld after %lld", p->topic,
+				     p->partition, r->offset, p->sched.offsets.last);
 		if (!ctx || ctx->stopped || p->dead || p->revoking ||
 		    td_kafka_sched_add(&p->sched, r) < 0) {
 			rec_free(r);
@@ -1969,7 +1986,8 @@ static void assign_parts(struct kafka_ctx *ctx, const rd_kafka_topic_partition_l
 		p->partition = tp->partition;
 		p->ctx = ctx;
 		td_kafka_sched_init(&p->sched, &sc);
-		p->buffer_max = BUFFER_MIN > 2 * sc.batch_size ? BUFFER_MIN : 2 * sc.batch_size;
+		p->buffer_max = BUFFER_MAX > 4 * sc.batch_size ? BUFFER_MAX : 4 * sc.batch_size;
+		p->wait_since = td_now_ms();
 		p->cnext = ctx->cmap;
 		ctx->cmap = p;
 		op->parts[op->n++] = p;
@@ -2237,7 +2255,7 @@ static int kafka_start(struct td_source *src)
 	/* Defaults the user may change, then the user's, then what triggerd manages. */
 	if (set_conf(conf, "client.id", "triggerd", why, sizeof why) < 0 ||
 	    set_conf(conf, "queued.max.messages.kbytes", "2048", why, sizeof why) < 0 ||
-	    set_conf(conf, "queued.min.messages", "1000", why, sizeof why) < 0)
+	    set_conf(conf, "queued.min.messages", "10000", why, sizeof why) < 0)
 		goto fail;
 	for (size_t i = 0; i < o->rdkafka.n; i++) {
 		const char *prop = o->rdkafka.v[i], *eq = strchr(prop, '=');

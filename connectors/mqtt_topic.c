@@ -18,18 +18,6 @@
 
 #include "../router/json.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	if (err && errlen)
-		vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -TD_EINVAL;
-}
 
 /* Common checks of filters and names: length, UTF-8, control characters. */
 static int check_text(const char *s, const char *what, char *err, size_t errlen)
@@ -50,9 +38,9 @@ static int check_text(const char *s, const char *what, char *err, size_t errlen)
 		unsigned cp;
 		size_t k = td_utf8_decode((const unsigned char *)s + i, n - i, &cp);
 		if (k == 0)
-			return fail(err, errlen, "%s is not valid UTF-8 at byte %zu", what, i);
+			return td_fail(err, errlen, "%s is not valid UTF-8 at byte %zu", what, i);
 		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
-			return fail(err, errlen, "%s holds a control character at byte %zu", what,
+			return td_fail(err, errlen, "%s holds a control character at byte %zu", what,
 				    i);
 		i += k;
 	}
@@ -76,13 +64,13 @@ int td_mqtt_filter_validate(const char *filter, char *err, size_t errlen)
 		bool level_end = p[1] == '\0' || p[1] == '/';
 		size_t at = (size_t)(p - filter);
 		if (*p == '#' && (!level_start || p[1] != '\0'))
-			return fail(
+			return td_fail(
 			    err, errlen,
 			    "the topic filter: '#' at byte %zu must be the whole last level "
 			    "(\"a/#\")",
 			    at);
 		if (*p == '+' && (!level_start || !level_end))
-			return fail(err, errlen,
+			return td_fail(err, errlen,
 				    "the topic filter: '+' at byte %zu must be a whole level "
 				    "(\"a/+/b\")",
 				    at);

@@ -29,37 +29,7 @@
 #define TYPE_PREFIX  "com.amazonaws.s3."
 #define PATH_MAX_LEN 96
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -TD_EINVAL;
-}
-
-/* A value for a message: printable ASCII kept, anything else '?', cut at 48 bytes. */
-static const char *shown(const char *v, size_t len, char out[64])
-{
-	size_t i, n = len > 48 ? 48 : len;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)v[i];
-		out[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	if (n < len) {
-		memcpy(out + n, "...", 3);
-		n += 3;
-	}
-	out[n] = '\0';
-	return out;
-}
 
 static int hexval(char c)
 {
@@ -113,7 +83,7 @@ int td_s3_key_decode(const char *key, size_t len, struct td_buf *out, char *err,
 	int rc = 0;
 
 	if (len == 0)
-		return fail(err, errlen, "empty key");
+		return td_fail(err, errlen, "empty key");
 	td_buf_init(&raw);
 	td_buf_reserve(&raw, len);
 	for (size_t j = 0; j < len; j++) {
@@ -125,8 +95,8 @@ int td_s3_key_decode(const char *key, size_t len, struct td_buf *out, char *err,
 			td_buf_appendc(&raw, (char)(hexval(key[j + 1]) << 4 | hexval(key[j + 2])));
 			j += 2;
 		} else {
-			rc = fail(err, errlen, "bad percent escape \"%s\" at byte %zu",
-				  shown(key + j, len - j < 3 ? len - j : 3, sv), j);
+			rc = td_fail(err, errlen, "bad percent escape \"%s\" at byte %zu",
+				  td_shown(key + j, len - j < 3 ? len - j : 3, sv), j);
 			goto out;
 		}
 	}
@@ -135,7 +105,7 @@ int td_s3_key_decode(const char *key, size_t len, struct td_buf *out, char *err,
 		goto out;
 	}
 	if (!td_utf8_valid(raw.data, raw.len, &bad)) {
-		rc = fail(err, errlen, "not UTF-8 once decoded (byte %zu of the decoded key)", bad);
+		rc = td_fail(err, errlen, "not UTF-8 once decoded (byte %zu of the decoded key)", bad);
 		goto out;
 	}
 	while (i < raw.len) {
@@ -194,17 +164,17 @@ static int member(const struct val *obj, const char *where, const char *name, st
 	v->n = 0;
 	where_join(path, where, name);
 	if (td_json_iter_object(&it, obj->p, obj->n) < 0)
-		return fail(err, errlen, "%s: not an object", where);
+		return td_fail(err, errlen, "%s: not an object", where);
 	while ((rc = td_json_iter_next(&it, &m)) > 0) {
 		if (!td_json_key_equals(&m, name))
 			continue;
 		if (v->p)
-			return fail(err, errlen, "%s: appears more than once", path);
+			return td_fail(err, errlen, "%s: appears more than once", path);
 		v->p = m.value;
 		v->n = m.value_len;
 	}
 	if (rc < 0)
-		return fail(err, errlen, "%s: malformed object", where);
+		return td_fail(err, errlen, "%s: malformed object", where);
 	if (v->p && v->n == 4 && memcmp(v->p, "null", 4) == 0)
 		v->p = NULL;
 	return v->p ? 1 : 0;
@@ -220,9 +190,9 @@ static int get_object(const struct val *obj, const char *where, const char *name
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
-		return required ? fail(err, errlen, "%s: missing", path) : 0;
+		return required ? td_fail(err, errlen, "%s: missing", path) : 0;
 	if (v->p[0] != '{')
-		return fail(err, errlen, "%s: not an object", path);
+		return td_fail(err, errlen, "%s: not an object", path);
 	return 1;
 }
 
@@ -242,18 +212,18 @@ static int get_string(const struct val *obj, const char *where, const char *name
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
-		return required ? fail(err, errlen, "%s: missing", path) : 0;
+		return required ? td_fail(err, errlen, "%s: missing", path) : 0;
 	if (v.p[0] != '"' || v.n < 2)
-		return fail(err, errlen, "%s: not a string", path);
+		return td_fail(err, errlen, "%s: not a string", path);
 	rc = td_json_string_decode(v.p + 1, v.n - 2, out);
 	if (rc == -TD_ENOMEM || td_buf_failed(out))
 		return -TD_ENOMEM;
 	if (rc < 0)
-		return fail(err, errlen, "%s: bad escape in the string", path);
+		return td_fail(err, errlen, "%s: bad escape in the string", path);
 	if (!out->data && td_buf_appends(out, "") < 0)
 		return -TD_ENOMEM;
 	if (required && out->len == 0)
-		return fail(err, errlen, "%s: empty", path);
+		return td_fail(err, errlen, "%s: empty", path);
 	return 1;
 }
 
@@ -266,7 +236,7 @@ static int need_text(const struct td_buf *b, const char *where, const char *name
 	if (string_ok(b->data, b->len, msg, sizeof msg))
 		return 0;
 	where_join(path, where, name);
-	return fail(err, errlen, "%s: %s", path, msg);
+	return td_fail(err, errlen, "%s: %s", path, msg);
 }
 
 struct rec_bufs {
@@ -316,7 +286,7 @@ static int record(const struct val *rec, const char *where, struct rec_bufs *b,
 
 	*out = NULL;
 	if (rec->p[0] != '{')
-		return fail(err, errlen, "%s: not an object", where);
+		return td_fail(err, errlen, "%s: not an object", where);
 	if ((rc = get_string(rec, where, "eventName", true, &b->name, err, errlen)) < 0 ||
 	    (rc = need_text(&b->name, where, "eventName", err, errlen)) < 0)
 		return rc;
@@ -346,7 +316,7 @@ static int record(const struct val *rec, const char *where, struct rec_bufs *b,
 		return rc;
 	if (rc < 0) {
 		where_join(path, p_object, "key");
-		return fail(err, errlen, "%s: %s", path, msg);
+		return td_fail(err, errlen, "%s: %s", path, msg);
 	}
 	rc = get_string(&object, p_object, "sequencer", false, &b->seq, err, errlen);
 	if (rc < 0)
@@ -395,8 +365,8 @@ static int record(const struct val *rec, const char *where, struct rec_bufs *b,
 	if (has_time && td_event_setn(ev, "time", b->time.data, b->time.len) < 0) {
 		where_join(path, where, "eventTime");
 		td_event_unref(ev);
-		return fail(err, errlen, "%s: \"%s\" is not an RFC 3339 time", path,
-			    shown(b->time.data, b->time.len, sv));
+		return td_fail(err, errlen, "%s: \"%s\" is not an RFC 3339 time", path,
+			    td_shown(b->time.data, b->time.len, sv));
 	}
 	if (td_event_set_data(ev, rec->p, rec->n, "application/json") < 0)
 		goto nomem;
@@ -450,14 +420,14 @@ int td_s3_parse(const char *body, size_t len, struct td_event ***events, char *e
 		top.n = 0;
 	}
 	if (td_json_validate(top.p, top.n, 0, msg, sizeof msg) < 0) {
-		rc = fail(err, errlen, "the body is not JSON: %s", msg);
+		rc = td_fail(err, errlen, "the body is not JSON: %s", msg);
 		goto fail;
 	}
 	pos = 0;
 	while (pos < top.n && is_ws(top.p[pos]))
 		pos++;
 	if (top.p[pos] != '{') {
-		rc = fail(err, errlen, "the body is not a JSON object");
+		rc = td_fail(err, errlen, "the body is not a JSON object");
 		goto fail;
 	}
 	/* MinIO's own members: checked for their type, not used. */
@@ -472,7 +442,7 @@ int td_s3_parse(const char *body, size_t len, struct td_event ***events, char *e
 		if (rc < 0)
 			goto fail;
 		if (rc == 0) {
-			rc = fail(err, errlen,
+			rc = td_fail(err, errlen,
 				  "Records: missing (not an S3 event notification: expected "
 				  "{\"Records\": [...]})");
 			goto fail;
@@ -481,7 +451,7 @@ int td_s3_parse(const char *body, size_t len, struct td_event ***events, char *e
 		return 0;
 	}
 	if (records.p[0] != '[') {
-		rc = fail(err, errlen, "Records: not an array");
+		rc = td_fail(err, errlen, "Records: not an array");
 		goto fail;
 	}
 	pos = 1;
@@ -496,11 +466,11 @@ int td_s3_parse(const char *body, size_t len, struct td_event ***events, char *e
 		}
 		start = pos;
 		if (td_json_skip(records.p, records.n, &pos) < 0) {
-			rc = fail(err, errlen, "Records: malformed array");
+			rc = td_fail(err, errlen, "Records: malformed array");
 			goto fail;
 		}
 		if (n == TD_S3_MAX_RECORDS) {
-			rc = fail(err, errlen, "Records: more than %d records", TD_S3_MAX_RECORDS);
+			rc = td_fail(err, errlen, "Records: more than %d records", TD_S3_MAX_RECORDS);
 			goto fail;
 		}
 		rec.p = records.p + start;

@@ -29,20 +29,6 @@
 
 #define MAX_STRIPE_SIGNATURES 16
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -TD_EINVAL;
-}
 
 static bool is_ows(char c)
 {
@@ -76,7 +62,7 @@ static int header_find(const struct td_http_header *headers, size_t n, const cha
 		if (!headers[i].name || strcasecmp(headers[i].name, name) != 0)
 			continue;
 		if (found)
-			return fail(err, errlen, "header %.80s appears more than once", name);
+			return td_fail(err, errlen, "header %.80s appears more than once", name);
 		*value = headers[i].value ? headers[i].value : "";
 		found = 1;
 	}
@@ -100,12 +86,12 @@ int td_auth_bearer(const struct td_http_header *headers, size_t nheaders, const 
 	int rc;
 
 	if (!token || !*token)
-		return fail(err, errlen, "no bearer token is configured");
+		return td_fail(err, errlen, "no bearer token is configured");
 	rc = header_find(headers, nheaders, "Authorization", &v, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
-		return fail(err, errlen, "missing header Authorization");
+		return td_fail(err, errlen, "missing header Authorization");
 	n = strlen(v);
 	trim(&v, &n);
 	t = token;
@@ -114,16 +100,16 @@ int td_auth_bearer(const struct td_http_header *headers, size_t nheaders, const 
 	if (memchr(t, ' ', tn) || memchr(t, '\t', tn)) {
 		/* "<scheme> <credentials>" configured: the whole value must match. */
 		if (!td_auth_equal(v, n, t, tn))
-			return fail(err, errlen, "wrong credentials in header Authorization");
+			return td_fail(err, errlen, "wrong credentials in header Authorization");
 		return 0;
 	}
 	if (n < 7 || strncasecmp(v, "Bearer", 6) != 0 || !is_ows(v[6]))
-		return fail(err, errlen, "header Authorization: expected \"Bearer <token>\"");
+		return td_fail(err, errlen, "header Authorization: expected \"Bearer <token>\"");
 	v += 6;
 	n -= 6;
 	trim(&v, &n);
 	if (!td_auth_equal(v, n, t, tn))
-		return fail(err, errlen, "wrong bearer token");
+		return td_fail(err, errlen, "wrong bearer token");
 	return 0;
 }
 
@@ -186,7 +172,7 @@ static int decode_sig(enum td_hmac_encoding enc, const char *s, size_t n, size_t
 {
 	if (enc == TD_HMAC_HEX) {
 		if (n != 2 * want)
-			return fail(
+			return td_fail(
 			    err, errlen,
 			    "header %.80s: the signature is %zu characters, expected %zu hex "
 			    "digits",
@@ -194,7 +180,7 @@ static int decode_sig(enum td_hmac_encoding enc, const char *s, size_t n, size_t
 		for (size_t i = 0; i < want; i++) {
 			int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
 			if (hi < 0 || lo < 0)
-				return fail(
+				return td_fail(
 				    err, errlen,
 				    "header %.80s: the signature is not hex (character %zu)", where,
 				    2 * i + (hi < 0 ? 1 : 2));
@@ -214,13 +200,13 @@ static int decode_sig(enum td_hmac_encoding enc, const char *s, size_t n, size_t
 	}
 	if (rc < 0) {
 		td_buf_free(&b);
-		return fail(err, errlen, "header %.80s: the signature is not base64: %s", where,
+		return td_fail(err, errlen, "header %.80s: the signature is not base64: %s", where,
 			    msg);
 	}
 	if (b.len != want) {
 		size_t got = b.len;
 		td_buf_free(&b);
-		return fail(err, errlen,
+		return td_fail(err, errlen,
 			    "header %.80s: the signature decodes to %zu bytes, expected %zu", where,
 			    got, want);
 	}
@@ -249,10 +235,10 @@ static int check_time(long long t, long long now_ms, long long tolerance_ms, cha
 	long long diff = now_ms - t * 1000;
 
 	if (diff > tolerance_ms)
-		return fail(err, errlen, "stale timestamp: signed %lld s ago (tolerance %g s)",
+		return td_fail(err, errlen, "stale timestamp: signed %lld s ago (tolerance %g s)",
 			    diff / 1000, (double)tolerance_ms / 1000);
 	if (-diff > tolerance_ms)
-		return fail(err, errlen,
+		return td_fail(err, errlen,
 			    "timestamp %lld s in the future: check the clocks (tolerance %g s)",
 			    -diff / 1000, (double)tolerance_ms / 1000);
 	return 0;
@@ -272,13 +258,13 @@ static int verify_plain(const struct td_hmac_scheme *sc, const void *secret, siz
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
-		return fail(err, errlen, "missing header %.80s", sc->header);
+		return td_fail(err, errlen, "missing header %.80s", sc->header);
 	n = strlen(v);
 	trim(&v, &n);
 	pn = sc->prefix ? strlen(sc->prefix) : 0;
 	if (pn) {
 		if (n < pn || strncasecmp(v, sc->prefix, pn) != 0)
-			return fail(err, errlen, "header %.80s: expected the prefix \"%.40s\"",
+			return td_fail(err, errlen, "header %.80s: expected the prefix \"%.40s\"",
 				    sc->header, sc->prefix);
 		v += pn;
 		n -= pn;
@@ -291,18 +277,18 @@ static int verify_plain(const struct td_hmac_scheme *sc, const void *secret, siz
 		if (rc < 0)
 			return rc;
 		if (rc == 0)
-			return fail(err, errlen, "missing header %.80s", sc->timestamp_header);
+			return td_fail(err, errlen, "missing header %.80s", sc->timestamp_header);
 		tsn = strlen(ts);
 		trim(&ts, &tsn);
 		if (!parse_timestamp(ts, tsn, &t))
-			return fail(err, errlen, "header %.80s: not a Unix time in seconds",
+			return td_fail(err, errlen, "header %.80s: not a Unix time in seconds",
 				    sc->timestamp_header);
 	}
 	rc = compute(sc->algorithm, secret, secret_len, ts, tsn, body, len, want);
 	if (rc < 0)
 		return rc;
 	if (CRYPTO_memcmp(want, got, mdlen) != 0)
-		return fail(err, errlen, "bad signature in header %.80s", sc->header);
+		return td_fail(err, errlen, "bad signature in header %.80s", sc->header);
 	if (ts)
 		return check_time(t, now_ms, sc->tolerance_ms, err, errlen);
 	return 0;
@@ -332,17 +318,17 @@ static int parse_stripe(const char *v, const char *header, struct stripe_sig *si
 		trim(&p, &n);
 		eq = memchr(p, '=', n);
 		if (!eq)
-			return fail(err, errlen, "header %.80s: item %d is not key=value", header,
+			return td_fail(err, errlen, "header %.80s: item %d is not key=value", header,
 				    item);
 		kn = (size_t)(eq - p);
 		if (kn == 1 && p[0] == 't') {
 			if (sig->t)
-				return fail(err, errlen, "header %.80s: more than one t=", header);
+				return td_fail(err, errlen, "header %.80s: more than one t=", header);
 			sig->t = eq + 1;
 			sig->tn = n - kn - 1;
 		} else if (kn == 2 && p[0] == 'v' && p[1] == '1') {
 			if (sig->n == MAX_STRIPE_SIGNATURES)
-				return fail(err, errlen, "header %.80s: more than %d v1 signatures",
+				return td_fail(err, errlen, "header %.80s: more than %d v1 signatures",
 					    header, MAX_STRIPE_SIGNATURES);
 			sig->v1[sig->n] = eq + 1;
 			sig->v1n[sig->n] = n - kn - 1;
@@ -353,9 +339,9 @@ static int parse_stripe(const char *v, const char *header, struct stripe_sig *si
 		p = comma + 1;
 	}
 	if (!sig->t)
-		return fail(err, errlen, "header %.80s: no timestamp (t=)", header);
+		return td_fail(err, errlen, "header %.80s: no timestamp (t=)", header);
 	if (sig->n == 0)
-		return fail(err, errlen, "header %.80s: no v1 signature", header);
+		return td_fail(err, errlen, "header %.80s: no v1 signature", header);
 	return 0;
 }
 
@@ -375,12 +361,12 @@ static int verify_stripe(const struct td_hmac_scheme *sc, const void *secret, si
 	if (rc < 0)
 		return rc;
 	if (rc == 0)
-		return fail(err, errlen, "missing header %.80s", sc->header);
+		return td_fail(err, errlen, "missing header %.80s", sc->header);
 	rc = parse_stripe(v, sc->header, &sig, err, errlen);
 	if (rc < 0)
 		return rc;
 	if (!parse_timestamp(sig.t, sig.tn, &t))
-		return fail(err, errlen, "header %.80s: t= is not a Unix time in seconds",
+		return td_fail(err, errlen, "header %.80s: t= is not a Unix time in seconds",
 			    sc->header);
 	rc = compute(sc->algorithm, secret, secret_len, sig.t, sig.tn, body, len, want);
 	if (rc < 0)
@@ -397,9 +383,9 @@ static int verify_stripe(const struct td_hmac_scheme *sc, const void *secret, si
 		match |= CRYPTO_memcmp(want, got, mdlen) == 0;
 	}
 	if (!decoded)
-		return fail(err, errlen, "%s", msg);
+		return td_fail(err, errlen, "%s", msg);
 	if (!match)
-		return fail(err, errlen, "bad signature in header %.80s", sc->header);
+		return td_fail(err, errlen, "bad signature in header %.80s", sc->header);
 	return check_time(t, now_ms, sc->tolerance_ms, err, errlen);
 }
 
@@ -408,11 +394,11 @@ int td_auth_hmac(const struct td_hmac_scheme *scheme, const void *secret, size_t
 		 size_t len, long long now_ms, char *err, size_t errlen)
 {
 	if (!scheme || !scheme->header || !*scheme->header)
-		return fail(err, errlen, "no signature header is configured");
+		return td_fail(err, errlen, "no signature header is configured");
 	if (!secret || secret_len == 0)
-		return fail(err, errlen, "no HMAC secret is configured");
+		return td_fail(err, errlen, "no HMAC secret is configured");
 	if (!headers && nheaders)
-		return fail(err, errlen, "missing header %.80s", hname(scheme->header));
+		return td_fail(err, errlen, "missing header %.80s", hname(scheme->header));
 	if (scheme->style == TD_HMAC_STRIPE)
 		return verify_stripe(scheme, secret, secret_len, headers, nheaders, body, len,
 				     now_ms, err, errlen);

@@ -64,38 +64,6 @@ struct td_event {
 
 /* Small helpers */
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-        va_list ap;
-
-        if (err && errlen) {
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return -TD_EINVAL;
-}
-
-/* A value for a message: printable ASCII kept, anything else '?', cut at 48 bytes. */
-static const char *shown(const char *v, size_t len, char out[64])
-{
-        size_t i, n = len > 48 ? 48 : len;
-
-        for (i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)v[i];
-                out[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-        }
-        if (n < len) {
-                memcpy(out + n, "...", 3);
-                n += 3;
-        }
-        out[n] = '\0';
-        return out;
-}
-
 static char lower(char c)
 {
         return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
@@ -182,12 +150,12 @@ static int check_string(const char *v, size_t len, char *err, size_t errlen)
                 }
                 k = td_utf8_decode(s + i, len - i, &cp);
                 if (k == 0)
-                        return fail(err, errlen, "invalid UTF-8 at byte %zu", i);
+                        return td_fail(err, errlen, "invalid UTF-8 at byte %zu", i);
                 if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
-                        return fail(err, errlen,
+                        return td_fail(err, errlen,
                                     "control character U+%04X at byte %zu is not allowed", cp, i);
                 if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe)
-                        return fail(err, errlen, "noncharacter U+%04X at byte %zu is not allowed",
+                        return td_fail(err, errlen, "noncharacter U+%04X at byte %zu is not allowed",
                                     cp, i);
                 i += k;
         }
@@ -226,7 +194,7 @@ static int check_time(const char *s, size_t len, char *err, size_t errlen)
 #define EXPECT(cond, what)                                                                         \
         do {                                                                                       \
                 if (!(cond))                                                                       \
-                        return fail(err, errlen,                                                   \
+                        return td_fail(err, errlen,                                                   \
                                     "not an RFC 3339 date-time: expected %s at character %zu",     \
                                     what, i + 1);                                                  \
         } while (0)
@@ -298,13 +266,13 @@ static int check_media_type(const char *s, size_t len, char *err, size_t errlen)
 #define EXPECT(cond, what)                                                                         \
         do {                                                                                       \
                 if (!(cond))                                                                       \
-                        return fail(err, errlen,                                                   \
+                        return td_fail(err, errlen,                                                   \
                                     "not an RFC 2046 media type: expected %s at character %zu",    \
                                     what, i + 1);                                                  \
         } while (0)
 
         if (len && is_ows(s[len - 1]))
-                return fail(err, errlen,
+                return td_fail(err, errlen,
                             "not an RFC 2046 media type: whitespace at the end (character %zu)",
                             len);
         j = token(s, len, i);
@@ -357,19 +325,19 @@ static int check_uri(const char *s, size_t len, char *err, size_t errlen)
         bool fragment = false;
 
         if (len == 0 || !is_alpha(s[0]))
-                return fail(err, errlen,
+                return td_fail(err, errlen,
                             "not a URI: expected a scheme (like \"https:\") at character 1");
         while (i < len &&
                (is_alpha(s[i]) || is_digit(s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
                 i++;
         if (i == len || s[i] != ':')
-                return fail(err, errlen,
+                return td_fail(err, errlen,
                             "not a URI: expected ':' after the scheme at character %zu", i + 1);
         for (i++; i < len; i++) {
                 char c = s[i];
                 if (c == '%') {
                         if (i + 2 >= len || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
-                                return fail(
+                                return td_fail(
                                     err, errlen,
                                     "not a URI: '%%' must start a %%XX escape at character %zu",
                                     i + 1);
@@ -378,14 +346,14 @@ static int check_uri(const char *s, size_t len, char *err, size_t errlen)
                 }
                 if (c == '#') {
                         if (fragment)
-                                return fail(err, errlen, "not a URI: a second '#' at character %zu",
+                                return td_fail(err, errlen, "not a URI: a second '#' at character %zu",
                                             i + 1);
                         fragment = true;
                         continue;
                 }
                 if (is_alpha(c) || is_digit(c) || (c && strchr("-._~:/?[]@!$&'()*+,;=", c)))
                         continue;
-                return fail(err, errlen, "not a URI: character %zu must be percent-encoded", i + 1);
+                return td_fail(err, errlen, "not a URI: character %zu must be percent-encoded", i + 1);
         }
         return 0;
 }
@@ -536,54 +504,54 @@ static int set_attr(struct td_event *ev, const char *name, const char *value, si
         int ci, rc;
 
         if (!ev || !name)
-                return fail(err, errlen, "no event or no attribute name");
+                return td_fail(err, errlen, "no event or no attribute name");
         if (strcmp(name, "data") == 0 || strcmp(name, "data_base64") == 0)
-                return fail(err, errlen, "\"%s\" is the payload, not an attribute", name);
+                return td_fail(err, errlen, "\"%s\" is the payload, not an attribute", name);
         if (strcmp(name, "specversion") == 0) {
                 if (!value || type != TD_ATTR_STRING || len != 3 || memcmp(value, "1.0", 3) != 0)
-                        return fail(
+                        return td_fail(
                             err, errlen,
                             "attribute \"specversion\": \"%s\" is not supported, only \"1.0\"",
-                            value ? shown(value, len, sv) : "(none)");
+                            value ? td_shown(value, len, sv) : "(none)");
                 return 0;
         }
         ci = core_index(name);
         if (ci < 0 && !ext_name_valid(name, strlen(name)))
-                return fail(err, errlen,
+                return td_fail(err, errlen,
                             "invalid attribute name \"%s\": extension names are 1 to 20 lower-case "
                             "letters and digits",
-                            shown(name, strlen(name), sv));
+                            td_shown(name, strlen(name), sv));
         if (ci >= 0 && type != TD_ATTR_STRING)
-                return fail(err, errlen, "attribute \"%s\" is a String", name);
+                return td_fail(err, errlen, "attribute \"%s\" is a String", name);
         if (value) {
                 switch (type) {
                 case TD_ATTR_STRING:
                         rc = check_string(value, len, msg, sizeof(msg));
                         if (rc == 0 && ci >= 0 && len == 0)
-                                rc = fail(msg, sizeof(msg), "must not be empty");
+                                rc = td_fail(msg, sizeof(msg), "must not be empty");
                         if (rc == 0 && ci >= 0)
                                 rc = check_core(ci, value, len, msg, sizeof(msg));
                         if (rc < 0)
-                                return fail(err, errlen, "attribute \"%s\": %s", name, msg);
+                                return td_fail(err, errlen, "attribute \"%s\": %s", name, msg);
                         break;
                 case TD_ATTR_INTEGER:
                         if (!int_text_valid(value, len))
-                                return fail(
+                                return td_fail(
                                     err, errlen,
                                     "extension \"%s\": \"%s\" is not a CloudEvents Integer (a "
                                     "whole number from -2147483648 to 2147483647)",
-                                    name, shown(value, len, sv));
+                                    name, td_shown(value, len, sv));
                         break;
                 case TD_ATTR_BOOLEAN:
                         if (!((len == 4 && memcmp(value, "true", 4) == 0) ||
                               (len == 5 && memcmp(value, "false", 5) == 0)))
-                                return fail(
+                                return td_fail(
                                     err, errlen,
                                     "extension \"%s\": \"%s\" is not a Boolean (true or false)",
-                                    name, shown(value, len, sv));
+                                    name, td_shown(value, len, sv));
                         break;
                 default:
-                        return fail(err, errlen, "attribute \"%s\": unknown type %d", name,
+                        return td_fail(err, errlen, "attribute \"%s\": unknown type %d", name,
                                     (int)type);
                 }
         }
@@ -607,7 +575,7 @@ static int set_attr(struct td_event *ev, const char *name, const char *value, si
                 return 0;
         }
         if (!x && ev->next >= TD_EVENT_MAX_EXTENSIONS)
-                return fail(err, errlen, "extension \"%s\": more than %d extensions", name,
+                return td_fail(err, errlen, "extension \"%s\": more than %d extensions", name,
                             TD_EVENT_MAX_EXTENSIONS);
         copy = dupn(value, len);
         if (!copy)
@@ -852,10 +820,10 @@ int td_event_validate(const struct td_event *ev, char *err, size_t errlen)
         static const int required[] = {A_ID, A_SOURCE, A_TYPE};
 
         if (!ev)
-                return fail(err, errlen, "no event");
+                return td_fail(err, errlen, "no event");
         for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
                 if (!ev->core[required[i]] || !ev->core[required[i]][0])
-                        return fail(err, errlen, "missing required attribute \"%s\"",
+                        return td_fail(err, errlen, "missing required attribute \"%s\"",
                                     core_names[required[i]]);
         return 0;
 }
@@ -982,7 +950,7 @@ static int decode_string(const struct td_json_member *m, const char *what, json_
         if (!*out || !json_is_string(*out)) {
                 json_decref(*out);
                 *out = NULL;
-                return fail(err, errlen, "%s: cannot decode the string: %s", what, jerr.text);
+                return td_fail(err, errlen, "%s: cannot decode the string: %s", what, jerr.text);
         }
         return 0;
 }
@@ -1018,7 +986,7 @@ static int read_member(struct td_event *ev, const char *name, const struct td_js
         case '[':
                 if (is_spec || ci >= 0)
                         break;
-                return fail(err, errlen,
+                return td_fail(err, errlen,
                             "extension \"%s\" must be a string, an integer or a boolean, found %s",
                             name, vtype(m));
         default:
@@ -1027,7 +995,7 @@ static int read_member(struct td_event *ev, const char *name, const struct td_js
                 /* The exact text decides: 10 is an Integer, 10.0 and 1e1 are not. */
                 return set_attr(ev, name, m->value, m->value_len, TD_ATTR_INTEGER, err, errlen);
         }
-        return fail(err, errlen, "attribute \"%s\" must be a string, found %s", name, vtype(m));
+        return td_fail(err, errlen, "attribute \"%s\" must be a string, found %s", name, vtype(m));
 }
 
 /* Names already read, to refuse a duplicate member. Accepted names are short. */
@@ -1042,9 +1010,9 @@ static int see(struct seen *seen, const char *name, char *err, size_t errlen)
 {
         for (size_t i = 0; i < seen->n; i++)
                 if (strcmp(seen->name[i], name) == 0)
-                        return fail(err, errlen, "duplicate member \"%s\"", name);
+                        return td_fail(err, errlen, "duplicate member \"%s\"", name);
         if (seen->n == MAX_MEMBERS)
-                return fail(err, errlen, "more than %d members", MAX_MEMBERS);
+                return td_fail(err, errlen, "more than %d members", MAX_MEMBERS);
         snprintf(seen->name[seen->n++], EXT_NAME_MAX + 1, "%s", name);
         return 0;
 }
@@ -1071,11 +1039,11 @@ struct td_event *td_event_from_json(const char *text, size_t len, char *err, siz
         td_buf_init(&key);
         td_buf_init(&bytes);
         if (!text) {
-                fail(err, errlen, "no event text");
+                td_fail(err, errlen, "no event text");
                 goto fail;
         }
         if (td_json_validate(text, len, TD_JSON_MAX_DEPTH, msg, sizeof(msg)) < 0) {
-                fail(err, errlen, "invalid JSON: %s", msg);
+                td_fail(err, errlen, "invalid JSON: %s", msg);
                 goto fail;
         }
         if (td_json_iter_object(&it, text, len) < 0) {
@@ -1084,14 +1052,14 @@ struct td_event *td_event_from_json(const char *text, size_t len, char *err, siz
                         whole.value++;
                         whole.value_len--;
                 }
-                fail(err, errlen, "a structured event must be a JSON object, found %s",
+                td_fail(err, errlen, "a structured event must be a JSON object, found %s",
                      vtype(&whole));
                 goto fail;
         }
         ev = td_event_create();
         seen = calloc(1, sizeof(*seen));
         if (!ev || !seen) {
-                fail(err, errlen, "out of memory");
+                td_fail(err, errlen, "out of memory");
                 goto fail;
         }
         while ((rc = td_json_iter_next(&it, &m)) > 0) {
@@ -1100,21 +1068,21 @@ struct td_event *td_event_from_json(const char *text, size_t len, char *err, siz
                 td_buf_reset(&key);
                 if (td_json_string_decode(m.key, m.key_len, &key) < 0 ||
                     td_buf_reserve(&key, 0) < 0) {
-                        fail(err, errlen, key.oom ? "out of memory" : "member name is not valid");
+                        td_fail(err, errlen, key.oom ? "out of memory" : "member name is not valid");
                         goto fail;
                 }
                 name = key.data;
                 if (strlen(name) != key.len) {
-                        fail(err, errlen, "member name \"%s\" contains a NUL character",
-                             shown(name, key.len, msg));
+                        td_fail(err, errlen, "member name \"%s\" contains a NUL character",
+                             td_shown(name, key.len, msg));
                         goto fail;
                 }
                 if (!name_acceptable(name)) {
-                        fail(
+                        td_fail(
                             err, errlen,
                             "invalid attribute name \"%s\": extension names are 1 to 20 lower-case "
                             "letters and digits",
-                            shown(name, key.len, msg));
+                            td_shown(name, key.len, msg));
                         goto fail;
                 }
                 if (see(seen, name, err, errlen) < 0)
@@ -1126,7 +1094,7 @@ struct td_event *td_event_from_json(const char *text, size_t len, char *err, siz
                         if (m.value[0] == 'n')
                                 continue; /* null is the same as absent */
                         if (m.value[0] != '"') {
-                                fail(err, errlen, "\"data_base64\" must be a string, found %s",
+                                td_fail(err, errlen, "\"data_base64\" must be a string, found %s",
                                      vtype(&m));
                                 goto fail;
                         }
@@ -1137,11 +1105,11 @@ struct td_event *td_event_from_json(const char *text, size_t len, char *err, siz
                 }
         }
         if (rc < 0) {
-                fail(err, errlen, "internal error: cannot walk the object");
+                td_fail(err, errlen, "internal error: cannot walk the object");
                 goto fail;
         }
         if (!specversion) {
-                fail(err, errlen, "missing required attribute \"specversion\"");
+                td_fail(err, errlen, "missing required attribute \"specversion\"");
                 goto fail;
         }
         /* null data beside data_base64, or with a non-JSON content type: absent */
@@ -1149,7 +1117,7 @@ struct td_event *td_event_from_json(const char *text, size_t len, char *err, siz
             (have_b64 || !td_event_content_type_is_json(ev->core[A_DATACONTENTTYPE])))
                 have_data = false;
         if (have_data && have_b64) {
-                fail(err, errlen, "\"data\" and \"data_base64\" must not both be present");
+                td_fail(err, errlen, "\"data\" and \"data_base64\" must not both be present");
                 goto fail;
         }
         if (have_b64) {
@@ -1157,11 +1125,11 @@ struct td_event *td_event_from_json(const char *text, size_t len, char *err, siz
                         goto fail;
                 if (td_base64_decode(json_string_value(s), json_string_length(s), &bytes, msg,
                                      sizeof(msg)) < 0) {
-                        fail(err, errlen, "\"data_base64\": %s", bytes.oom ? "out of memory" : msg);
+                        td_fail(err, errlen, "\"data_base64\": %s", bytes.oom ? "out of memory" : msg);
                         goto fail;
                 }
                 if (set_payload(ev, bytes.data ? bytes.data : "", bytes.len) < 0) {
-                        fail(err, errlen, "out of memory");
+                        td_fail(err, errlen, "out of memory");
                         goto fail;
                 }
         } else if (have_data) {
@@ -1176,14 +1144,14 @@ struct td_event *td_event_from_json(const char *text, size_t len, char *err, siz
                                 goto fail;
                         rc = set_payload(ev, json_string_value(s), json_string_length(s));
                 } else {
-                        fail(err, errlen,
+                        td_fail(err, errlen,
                              "\"data\" must be a string when datacontenttype \"%s\" is not JSON, "
                              "found %s",
-                             shown(ct, strlen(ct), msg), vtype(&data_m));
+                             td_shown(ct, strlen(ct), msg), vtype(&data_m));
                         goto fail;
                 }
                 if (rc < 0) {
-                        fail(err, errlen, "out of memory");
+                        td_fail(err, errlen, "out of memory");
                         goto fail;
                 }
         }
@@ -1223,9 +1191,9 @@ static int header_value_decode(const char *v, size_t n, struct td_buf *tmp, stru
                         td_buf_appendc(tmp, v[i]);
                 }
                 if (i >= n)
-                        return fail(err, errlen, "unterminated quoted string");
+                        return td_fail(err, errlen, "unterminated quoted string");
                 if (i + 1 != n)
-                        return fail(err, errlen, "text after the closing quote at character %zu",
+                        return td_fail(err, errlen, "text after the closing quote at character %zu",
                                     i + 2);
                 v = tmp->data ? tmp->data : "";
                 n = tmp->len;
@@ -1237,15 +1205,15 @@ static int header_value_decode(const char *v, size_t n, struct td_buf *tmp, stru
                         continue;
                 }
                 if (i + 2 >= n || hexval(v[i + 1]) < 0 || hexval(v[i + 2]) < 0)
-                        return fail(err, errlen,
+                        return td_fail(err, errlen,
                                     "'%%' at character %zu does not start a %%XX escape", i + 1);
                 td_buf_appendc(out, (char)(hexval(v[i + 1]) * 16 + hexval(v[i + 2])));
                 i += 2;
         }
         if (td_buf_failed(tmp) || td_buf_failed(out))
-                return fail(err, errlen, "out of memory");
+                return td_fail(err, errlen, "out of memory");
         if (!td_utf8_valid(out->data, out->len, &bad))
-                return fail(err, errlen, "the decoded value is not valid UTF-8 (byte %zu)", bad);
+                return td_fail(err, errlen, "the decoded value is not valid UTF-8 (byte %zu)", bad);
         return 0;
 }
 
@@ -1274,7 +1242,7 @@ static int check_charset(const char *ct, char *err, size_t errlen)
 
         trim(&ct, &ctn);
         if (check_media_type(ct, ctn, msg, sizeof(msg)) < 0)
-                return fail(err, errlen, "structured mode: header Content-Type: %s", msg);
+                return td_fail(err, errlen, "structured mode: header Content-Type: %s", msg);
         for (p = memchr(ct, ';', ctn); p; p = memchr(p + 1, ';', (size_t)(ct + ctn - p - 1))) {
                 const char *seg = p + 1, *next = memchr(seg, ';', (size_t)(ct + ctn - seg));
                 size_t total = next ? (size_t)(next - seg) : (size_t)(ct + ctn - seg);
@@ -1294,9 +1262,9 @@ static int check_charset(const char *ct, char *err, size_t errlen)
                         vn -= 2;
                 }
                 if (ieq(name, nn, "charset") && !ieq(val, vn, "utf-8") && !ieq(val, vn, "utf8"))
-                        return fail(err, errlen,
+                        return td_fail(err, errlen,
                                     "structured mode: charset \"%s\" is not supported, only UTF-8",
-                                    shown(val, vn, msg));
+                                    td_shown(val, vn, msg));
         }
         return 0;
 }
@@ -1331,14 +1299,14 @@ struct td_event *td_event_from_http(const struct td_http_header *headers, size_t
         td_buf_init(&tmp);
         td_buf_init(&val);
         if (!headers && nheaders) {
-                fail(err, errlen, "no headers");
+                td_fail(err, errlen, "no headers");
                 goto fail;
         }
         for (size_t i = 0; i < nheaders; i++) {
                 if (!header_is(&headers[i], "content-type"))
                         continue;
                 if (ct) {
-                        fail(err, errlen, "more than one Content-Type header");
+                        td_fail(err, errlen, "more than one Content-Type header");
                         goto fail;
                 }
                 ct = headers[i].value ? headers[i].value : "";
@@ -1346,7 +1314,7 @@ struct td_event *td_event_from_http(const struct td_http_header *headers, size_t
         if (ct) {
                 media_type(ct, &mt, &n);
                 if (istarts(mt, n, "application/cloudevents-batch")) {
-                        fail(err, errlen,
+                        td_fail(err, errlen,
                              "batched content mode (%.*s) is not supported: send one event per "
                              "request, in binary or structured mode",
                              (int)(n > 64 ? 64 : n), mt);
@@ -1357,20 +1325,20 @@ struct td_event *td_event_from_http(const struct td_http_header *headers, size_t
                                 goto fail;
                         ev = td_event_from_json(body ? body : "", body ? len : 0, msg, sizeof(msg));
                         if (!ev)
-                                fail(err, errlen, "structured mode: %s", msg);
+                                td_fail(err, errlen, "structured mode: %s", msg);
                         goto done;
                 }
                 if (istarts(mt, n, "application/cloudevents")) {
-                        fail(err, errlen,
+                        td_fail(err, errlen,
                              "structured mode with %s is not supported: only "
                              "application/cloudevents+json",
-                             shown(mt, n, sv));
+                             td_shown(mt, n, sv));
                         goto fail;
                 }
         }
         ev = td_event_create();
         if (!ev) {
-                fail(err, errlen, "out of memory");
+                td_fail(err, errlen, "out of memory");
                 goto fail;
         }
         for (size_t i = 0; i < nheaders; i++) {
@@ -1381,47 +1349,47 @@ struct td_event *td_event_from_http(const struct td_http_header *headers, size_t
                 if (nl < 3 || !ieq(name, 3, "ce-"))
                         continue;
                 if (nl - 3 >= sizeof(attr)) {
-                        fail(err, errlen, "header %s: the attribute name is too long",
-                             shown(name, nl, sv));
+                        td_fail(err, errlen, "header %s: the attribute name is too long",
+                             td_shown(name, nl, sv));
                         goto fail;
                 }
                 for (size_t k = 0; k < nl - 3; k++)
                         attr[k] = lower(name[k + 3]);
                 attr[nl - 3] = '\0';
                 if (strcmp(attr, "datacontenttype") == 0) {
-                        fail(err, errlen,
+                        td_fail(err, errlen,
                              "binary mode: header %s must not be sent: Content-Type carries the "
                              "datacontenttype",
-                             shown(name, nl, sv));
+                             td_shown(name, nl, sv));
                         goto fail;
                 }
                 if (strcmp(attr, "specversion") == 0 ? specversion
                                                      : td_event_get(ev, attr) != NULL) {
-                        fail(err, errlen, "binary mode: header %s appears more than once",
-                             shown(name, nl, sv));
+                        td_fail(err, errlen, "binary mode: header %s appears more than once",
+                             td_shown(name, nl, sv));
                         goto fail;
                 }
                 if (header_value_decode(value, strlen(value), &tmp, &val, msg, sizeof(msg)) < 0) {
-                        fail(err, errlen, "binary mode: header %s: %s", shown(name, nl, sv), msg);
+                        td_fail(err, errlen, "binary mode: header %s: %s", td_shown(name, nl, sv), msg);
                         goto fail;
                 }
                 if (set_attr(ev, attr, val.data ? val.data : "", val.len, TD_ATTR_STRING, msg,
                              sizeof(msg)) < 0) {
-                        fail(err, errlen, "binary mode: header %s: %s", shown(name, nl, sv), msg);
+                        td_fail(err, errlen, "binary mode: header %s: %s", td_shown(name, nl, sv), msg);
                         goto fail;
                 }
                 if (strcmp(attr, "specversion") == 0)
                         specversion = true;
         }
         if (!specversion) {
-                fail(err, errlen,
+                td_fail(err, errlen,
                      "not a CloudEvent: no ce-specversion header, and the Content-Type is not "
                      "application/cloudevents+json");
                 goto fail;
         }
         for (int i = A_ID; i <= A_TYPE; i++) {
                 if (!ev->core[i]) {
-                        fail(err, errlen, "binary mode: missing required header ce-%s",
+                        td_fail(err, errlen, "binary mode: missing required header ce-%s",
                              core_names[i]);
                         goto fail;
                 }
@@ -1431,12 +1399,12 @@ struct td_event *td_event_from_http(const struct td_http_header *headers, size_t
                 trim(&ct, &ctn);
                 if (set_attr(ev, "datacontenttype", ct, ctn, TD_ATTR_STRING, msg, sizeof(msg)) <
                     0) {
-                        fail(err, errlen, "binary mode: header Content-Type: %s", msg);
+                        td_fail(err, errlen, "binary mode: header Content-Type: %s", msg);
                         goto fail;
                 }
         }
         if (body && len && set_payload(ev, body, len) < 0) {
-                fail(err, errlen, "out of memory");
+                td_fail(err, errlen, "out of memory");
                 goto fail;
         }
 done:

@@ -14,8 +14,9 @@
  *             first record at the function to the last;
  *   batched   the same with batch_size 100 (records counted from ce-kafkacount);
  * and triggerd's peak resident memory (VmHWM) in each triggerd run. triggerd reads with
- * ordering "none" and batches_in_flight 8 over the P partitions, so that up to 8 x P
- * batches are in flight (the function's concurrency is 64).
+ * ordering "none" over the P partitions and batches_in_flight 8 unbatched (up to 8 x P
+ * invocations in flight; the function's concurrency is 64) or 2 batched (2 x P x 100
+ * records in flight).
  *
  * The HTTP function is a small epoll server in this program (one thread, keep-alive,
  * 200 and a short body), so that the ceiling measures HTTP and not a slow function.
@@ -23,6 +24,7 @@
  *
  * Usage: kafka_bench --triggerd PATH --mock PATH [--records N] [--unbatched N]
  *                    [--partitions P]
+ *        kafka_bench --serve PORT   (only the function, printing records/s each second)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -150,10 +152,11 @@ static void *function_main(void *arg)
 	return NULL;
 }
 
-static void start_function(void)
+static void start_function(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				.sin_port = htons((unsigned short)port)};
 	socklen_t len = sizeof a;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, MAX_CONN) < 0 ||
@@ -385,13 +388,13 @@ static double through(const char *triggerd, const char *bootstrap, int batch, lo
 		"log = { level = \"warn\"; };\n"
 		"sources = ( { name = \"bench\"; kind = \"kafka\"; brokers = [\"%s\"];\n"
 		"  topics = [\"bench\"]; group = \"triggerd-%d\"; start = \"earliest\";\n"
-		"  ordering = \"none\"; batches_in_flight = 8; batch_size = %d;\n"
+		"  ordering = \"none\"; batches_in_flight = %d; batch_size = %d;\n"
 		"  rdkafka = [\"fetch.wait.max.ms=10\"]; } );\n"
 		"functions = ( { name = \"fn\"; kind = \"http\"; url = \"http://127.0.0.1:%d/\";\n"
 		"  concurrency = 64; timeout = \"10s\"; } );\n"
 		"triggers = ( { name = \"t\"; sources = [\"bench\"]; function = \"fn\";\n"
 		"  invocation = \"sync\"; } );\n",
-		bootstrap, batch, batch, fn_port);
+		bootstrap, batch, batch > 1 ? 2 : 8, batch, fn_port);
 	fclose(f);
 	snprintf(wl, sizeof wl, "127.0.0.1:%d", free_port());
 	snprintf(al, sizeof al, "127.0.0.1:%d", free_port());
@@ -424,6 +427,18 @@ int main(int argc, char **argv)
 	const char *triggerd = NULL, *mock = NULL;
 	long long records = 200000, unbatched = 50000;
 	int partitions = 8;
+	if (argc == 3 && strcmp(argv[1], "--serve") == 0) {
+		/* Only the function, on a given port, printing records/s each second. */
+		signal(SIGPIPE, SIG_IGN);
+		start_function(atoi(argv[2]));
+		for (long long last = 0;; sleep(1)) {
+			long long now = atomic_load(&records_seen);
+			printf("%lld records/s (%lld requests)\n", now - last,
+			       (long long)atomic_load(&requests_seen));
+			fflush(stdout);
+			last = now;
+		}
+	}
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--triggerd") == 0)
 			triggerd = argv[i + 1];
@@ -445,7 +460,7 @@ int main(int argc, char **argv)
 		    "[--partitions P]");
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	start_function();
+	start_function(0);
 	const char *bootstrap = start_mock(mock, partitions);
 	atexit(stop_mock);
 	fill(bootstrap, records, partitions);

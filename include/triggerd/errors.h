@@ -6,6 +6,8 @@
 #ifndef TRIGGERD_ERRORS_H
 #define TRIGGERD_ERRORS_H
 
+#include <stddef.h>
+
 enum {
 	TD_OK = 0,
 	TD_EINVAL = 1,   /* bad input: syntax, type, range */
@@ -16,5 +18,12 @@ enum {
 	TD_ETIMEDOUT = 6,
 	TD_ESTATE = 7,   /* not allowed in the current state */
 };
+
+/* Writes the message into err (when err is not NULL and errlen > 0) and returns
+ * -TD_EINVAL: the one-line way for a parser to fail with its reason. Any thread. */
+int td_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A value quoted in a message: printable ASCII kept, any other byte shown as '?', cut at
+ * 48 bytes with "..." added. Writes into out and returns it. */
+const char *td_shown(const char *value, size_t len, char out[64]);
 
 #endif
