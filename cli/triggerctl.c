@@ -341,6 +341,8 @@ static int cmd_next_fires(int argc, char **argv)
 }
 
 int td_cli_topic_match(int argc, char **argv); /* cli/mqtt_commands.c */
+int td_cli_usage(int argc, char **argv);       /* cli/usage_command.c */
+int td_cli_invoke(int argc, char **argv);      /* cli/invoke_command.c */
 
 struct command {
 	const char *name;
@@ -366,6 +368,11 @@ static const struct command commands[] = {
 	 cmd_next_fires},
 	{"topic-match", "FILTER TOPIC",
 	 "whether an MQTT topic name matches a topic filter: match / no match", td_cli_topic_match},
+	{"invoke", "FUNCTION [PAYLOAD|@file] [--admin URL] [--token T] [--event]",
+	 "invoke a function through the Lambda Invoke API", td_cli_invoke},
+	{"usage", "[--admin URL] [--token T]",
+	 "print requests, errors, throttles, billed ms, GB-s, cold starts, p50/p99 per function",
+	 td_cli_usage},
 	{NULL, NULL, NULL, NULL},
 };
 

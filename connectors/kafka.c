@@ -61,6 +61,7 @@
 #include <triggerd/log.h>
 
 #include "../router/destination.h"
+#include "../router/json.h"
 #include "../router/retry.h"
 #include "kafka_event.h"
 #include "kafka_sched.h"
@@ -356,6 +357,7 @@ static void kafka_check(const void *p, const char *file, int line, struct td_dia
 #define STUCK_MS	    1000 /* a partition that starts nothing this long is paused */
 #define FLOW_MIN	    1000 /* waiting in flowing partitions before the reader waits */
 #define FLOW_WAIT_MAX_MS    500	 /* it still polls this often (rebalances) */
+#define KICK_MS		    50	 /* the fetcher of a partition is woken at most this often */
 #define STORE_DELAY_MS	    5	 /* positions are stored at most this late */
 #define BUSY_RETRY_MAX_MS   1000 /* a busy batch is offered again at least this often */
 #define PROBE_INTERVAL_MS   2000 /* metadata probes while not ready */
@@ -399,7 +401,7 @@ struct kafka_rt {
 	/* flow control: records waiting in partitions that are not paused */
 	atomic_long flowing;
 	atomic_bool consumer_waiting;
-	long flow_high, flow_low;
+	atomic_long flow_high; /* max(FLOW_MIN, 2 x batch_size x assigned partitions) */
 	/* health */
 	bool joined;
 	char brokers_err[512], topics_err[512], fatal_err[512];
@@ -428,14 +430,20 @@ struct kpart {
 	long long store_pos;
 	struct kpart *dnext; /* ctx->dirty */
 	struct kpart *tnext; /* touched list of one chunk */
+	/* consumer thread only: */
+	long long c_next;    /* the offset after the last record read, -1: none yet */
+	long long c_kick_ms; /* when the fetcher was last woken (see kick) */
 };
 
 /* What a record carries (the scheduler's item). */
 struct kitem {
-	struct td_event *ev; /* NULL when it could not be built */
-	char *json;	     /* its structured JSON (batch_size > 1), or NULL */
+	struct td_event *ev; /* batch_size 1: the event (NULL: it could not be built); else
+				made from json when a dead letter needs it */
+	char *json;	     /* batch_size > 1: the event's structured JSON */
 	size_t json_len;
+	char *subject;	 /* batch_size > 1: the event's subject, or NULL */
 	long long ts_ms; /* the record's timestamp, -1: none */
+	int ts_type;	 /* enum td_kafka_ts_type */
 };
 
 struct chunk_item {
@@ -502,6 +510,7 @@ struct kafka_ctx {
 	struct kpart *parts;
 	struct revoke_op *revokes;
 	int busy_waiting;    /* batches in B_BUSY_WAIT */
+	int nparts;	     /* partitions in parts that are not dead */
 	struct kpart *dirty; /* positions to store */
 	struct td_timer *store_timer;
 	/* consumer thread */
@@ -557,7 +566,16 @@ static void item_free(void *p)
 	struct kitem *it = p;
 	td_event_unref(it->ev);
 	free(it->json);
+	free(it->subject);
 	free(it);
+}
+
+/* The record's event, made from its JSON when only that was kept; NULL if unreadable. */
+static struct td_event *item_event(struct kitem *it)
+{
+	if (!it->ev && it->json)
+		it->ev = td_event_from_json(it->json, it->json_len, NULL, 0);
+	return it->ev;
 }
 
 static void rec_free(struct td_kafka_rec *r)
@@ -764,7 +782,7 @@ static void update_pause(struct kafka_ctx *ctx, struct kpart *p)
 			     p->flow_counted;
 		bool fell = count < p->flow_counted;
 		p->flow_counted = count;
-		if (fell && total <= ctx->rt->flow_low)
+		if (fell && total <= atomic_load(&ctx->rt->flow_high) / 2)
 			wake_consumer(ctx->rt);
 	}
 }
@@ -816,6 +834,14 @@ static void part_free(struct kafka_ctx *ctx, struct kpart *p)
 		rd_kafka_topic_partition_list_destroy(p->one);
 	free(p->topic);
 	free(p);
+}
+
+/* Enough records may wait to fill two batches of every partition. */
+static void flow_resize(struct kafka_ctx *ctx)
+{
+	long want = 2 * (long)ctx->o->batch_size * (ctx->nparts > 0 ? ctx->nparts : 1);
+	atomic_store(&ctx->rt->flow_high, want > FLOW_MIN ? want : FLOW_MIN);
+	wake_consumer(ctx->rt);
 }
 
 static void part_maybe_free(struct kafka_ctx *ctx, struct kpart *p)
@@ -1109,7 +1135,7 @@ static void dlq_done(void *arg, bool ok, const char *error)
 	}
 	struct td_kafka_rec *r = d->r;
 	struct kitem *it = r->item;
-	const char *id = it->ev ? td_event_get(it->ev, "id") : "?";
+	const char *id = item_event(it) ? td_event_get(it->ev, "id") : "?";
 	if (!ok) {
 		long long delay =
 		    td_backoff_ms(d->attempt, DLQ_BACKOFF_BASE_MS, DLQ_BACKOFF_CAP_MS, 0);
@@ -1139,7 +1165,7 @@ static void dlq_try(struct kafka_ctx *ctx, struct dlq_send *d)
 	d->attempt++;
 	if (ctx->dlq_kind == DLQ_KAFKA) {
 		struct td_kafka_origin o = {0};
-		if (it->ev && td_kafka_event_origin(it->ev, &o, NULL, 0) < 0)
+		if (item_event(it) && td_kafka_event_origin(it->ev, &o, NULL, 0) < 0)
 			memset(&o, 0, sizeof o);
 		produce(ctx, ctx->dlq_topic, &o, d->record, d->len, dlq_done, d);
 		td_kafka_origin_clear(&o);
@@ -1157,7 +1183,7 @@ static void dead_letter(struct kafka_ctx *ctx, struct td_kafka_batch *b, struct 
 	struct kitem *it = r->item;
 	char rid[37];
 	td_uuid4(rid);
-	if (ctx->dlq_kind == DLQ_NONE || !it->ev) {
+	if (ctx->dlq_kind == DLQ_NONE || !item_event(it)) {
 		td_logs_error(ctx->rt->scope,
 			      "record %s-%d-%lld given up (%s after %d attempts: %s); %s", p->topic,
 			      p->partition, r->offset, condition, attempts,
@@ -1227,29 +1253,26 @@ static struct td_event *batch_event(struct kafka_ctx *ctx, struct td_kafka_batch
 				return td_event_ref(((struct kitem *)b->recs[i]->item)->ev);
 		return NULL;
 	}
-	struct td_event **evs = malloc(live * sizeof *evs);
-	const char **json = malloc(live * sizeof *json);
-	size_t *lens = malloc(live * sizeof *lens);
+	struct td_kafka_batch_item *items = malloc(live * sizeof *items);
+	struct kpart *p = part_of(b);
 	struct td_event *ev = NULL;
 	char err[256];
-	if (evs && json && lens) {
-		size_t k = 0;
-		for (size_t i = 0; i < b->n; i++) {
-			struct td_kafka_rec *r = b->recs[i];
-			struct kitem *it = r->item;
-			if (r->handled || r->dlq_busy)
-				continue;
-			evs[k] = it->ev;
-			json[k] = it->json;
-			lens[k++] = it->json_len;
-		}
-		ev = td_kafka_batch_event(ctx->source_attr, evs, json, lens, k, err, sizeof err);
-		if (!ev)
-			td_logs_error(ctx->rt->scope, "%s", err);
+	if (!items)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		struct td_kafka_rec *r = b->recs[i];
+		struct kitem *it = r->item;
+		if (r->handled || r->dlq_busy)
+			continue;
+		items[k++] = (struct td_kafka_batch_item){it->json,    it->json_len, r->offset,
+							  it->subject, it->ts_ms,    it->ts_type};
 	}
-	free(evs);
-	free(json);
-	free(lens);
+	ev = td_kafka_batch_event(ctx->source_attr, p->topic, p->partition, items, k, err,
+				  sizeof err);
+	if (!ev)
+		td_logs_error(ctx->rt->scope, "%s", err);
+	free(items);
 	return ev;
 }
 
@@ -1270,7 +1293,7 @@ static void batch_start(struct kafka_ctx *ctx, struct td_kafka_batch *b)
 		struct kitem *it = r->item;
 		if (r->handled || r->dlq_busy)
 			continue;
-		if (!it->ev) {
+		if (!it->ev && !it->json) {
 			dead_letter(ctx, b, r, "Unreadable", b->attempts, NULL,
 				    "the record could not be made into an event");
 			continue;
@@ -1525,6 +1548,8 @@ static void part_finalize(struct kafka_ctx *ctx, struct kpart *p)
 		b = next;
 	}
 	p->dead = true;
+	ctx->nparts--;
+	flow_resize(ctx);
 	update_pause(ctx, p);
 	struct revoke_op *op = p->revoke;
 	p->revoke = NULL;
@@ -1596,10 +1621,6 @@ static void on_chunk(void *arg)
 	for (size_t i = 0; i < c->n; i++) {
 		struct kpart *p = c->items[i].p;
 		struct td_kafka_rec *r = c->items[i].r;
-		if (ctx && !p->dead && p->sched.offsets.last >= 0 &&
-		    r->offset != p->sched.offsets.last + 1)
-			td_logs_warn(ctx->rt->scope, "DEBUGGAP %s-%d: %lld after %lld", p->topic,
-				     p->partition, r->offset, p->sched.offsets.last);
 		if (!ctx || ctx->stopped || p->dead || p->revoking ||
 		    td_kafka_sched_add(&p->sched, r) < 0) {
 			rec_free(r);
@@ -1642,7 +1663,9 @@ static void on_assign(void *arg)
 		for (size_t i = 0; i < op->n; i++) {
 			op->parts[i]->next = ctx->parts;
 			ctx->parts = op->parts[i];
+			ctx->nparts++;
 		}
+		flow_resize(ctx);
 	}
 	rt_unref(op->rt);
 	free(op->parts);
@@ -1814,11 +1837,25 @@ static void take_message(struct kafka_ctx *ctx, const rd_kafka_message_t *m)
 	}
 	char err[300];
 	it->ts_ms = rec.timestamp_ms;
-	it->ev = td_kafka_record_event(ctx->source_attr, &rec, err, sizeof err);
-	if (!it->ev && rt_ratelimit(rt, &rt->rl_error))
+	it->ts_type = rec.timestamp_type;
+	if (ctx->o->batch_size > 1) {
+		struct td_buf jb = {0};
+		bool has_subject;
+		td_buf_reserve(&jb, 320 + strlen(topic) + m->key_len * 2 + m->len * 4 / 3 +
+					(nh ? 512 : 0));
+		if (td_kafka_record_json(ctx->source_attr, &rec, &jb, &has_subject) == 0 &&
+		    (!has_subject || (it->subject = strndup(m->key, m->key_len))))
+			it->json = td_buf_steal(&jb, &it->json_len);
+		else
+			snprintf(err, sizeof err, "record %s-%d-%lld: out of memory", topic,
+				 (int)m->partition, (long long)m->offset);
+		td_buf_free(&jb);
+	} else {
+		it->ev = td_kafka_record_event(ctx->source_attr, &rec, err, sizeof err);
+	}
+	if (!it->ev && !it->json && rt_ratelimit(rt, &rt->rl_error))
 		td_logs_error(rt->scope, "%s", err);
-	if (it->ev && ctx->o->batch_size > 1)
-		it->json = td_event_to_json(it->ev, &it->json_len);
+	p->c_next = m->offset + 1;
 	r->offset = m->offset;
 	r->arrival_ms = td_now_ms();
 	r->has_key = m->key != NULL;
@@ -1895,14 +1932,14 @@ static void maybe_probe(struct kafka_ctx *ctx)
 
 /*
  * Flow control: while the flowing partitions hold flow_high records or more, wait for
- * the engine to take them (it wakes us below flow_low). Returns how many records the
+ * the engine to take them (it wakes us below half of it). Returns how many records the
  * next round may read: a whole chunk, or one after FLOW_WAIT_MAX_MS (the poll also
  * serves rebalances, which must not wait for a slow function), or 0 when stopping.
  */
 static int flow_wait(struct kafka_rt *rt)
 {
 	long long start = td_now_ms();
-	while (atomic_load(&rt->flowing) >= rt->flow_high) {
+	while (atomic_load(&rt->flowing) >= atomic_load(&rt->flow_high)) {
 		if (td_now_ms() - start >= FLOW_WAIT_MAX_MS)
 			return 1;
 		struct timespec until;
@@ -1914,7 +1951,7 @@ static int flow_wait(struct kafka_rt *rt)
 		}
 		pthread_mutex_lock(&rt->lock);
 		atomic_store(&rt->consumer_waiting, true);
-		if (!rt->stopping && atomic_load(&rt->flowing) >= rt->flow_high)
+		if (!rt->stopping && atomic_load(&rt->flowing) >= atomic_load(&rt->flow_high))
 			pthread_cond_timedwait(&rt->cond, &rt->lock, &until);
 		atomic_store(&rt->consumer_waiting, false);
 		bool stop = rt->stopping;
@@ -1923,6 +1960,69 @@ static int flow_wait(struct kafka_rt *rt)
 			return 0;
 	}
 	return CHUNK_MAX;
+}
+
+struct kick_op {
+	struct kafka_rt *rt;
+	struct kpart *p;
+	long long offset; /* the next record to read */
+};
+
+/* Engine thread: wakes the fetcher of p (see kick) unless p is paused or going. */
+static void on_kick(void *arg)
+{
+	struct kick_op *k = arg;
+	struct kafka_ctx *ctx = k->rt->ctx;
+	struct kpart *p = k->p;
+	if (ctx && !ctx->stopped && !p->dead && !p->revoking && !p->paused) {
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		if (l) {
+			rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset =
+			    k->offset;
+			rd_kafka_error_t *e = rd_kafka_seek_partitions(ctx->rt->rk, l, 0);
+			if (e)
+				rd_kafka_error_destroy(e);
+			rd_kafka_topic_partition_list_destroy(l);
+		}
+	}
+	rt_unref(k->rt);
+	free(k);
+}
+
+/*
+ * librdkafka 2.0 stops fetching a partition while its local queue is over
+ * queued.min.messages or queued.max.messages.kbytes (which happens whenever flow control
+ * holds the reader back), and its broker thread only looks again about a second later:
+ * a stall when the queue is drained sooner. So when a poll found nothing although the
+ * broker has more (the cached high watermark is past what was read), the partition is
+ * sought to the next record to read, which makes the broker thread fetch it at once
+ * (the local queue of the partition is empty then, so nothing prefetched is lost; a
+ * record that comes twice is dropped by the scheduler). A resume would not do: with
+ * offsets stored by the application, librdkafka 2.0 resumes from the stored offset.
+ * Through the engine, which owns the pause state.
+ */
+static void kick(struct kafka_ctx *ctx)
+{
+	long long now = td_now_ms();
+	for (struct kpart *p = ctx->cmap; p; p = p->cnext) {
+		int64_t lo, hi;
+		if (p->c_next < 0 || now - p->c_kick_ms < KICK_MS ||
+		    rd_kafka_get_watermark_offsets(ctx->rt->rk, p->topic, p->partition, &lo, &hi) !=
+			RD_KAFKA_RESP_ERR_NO_ERROR ||
+		    hi <= p->c_next)
+			continue;
+		struct kick_op *k = malloc(sizeof *k);
+		if (!k)
+			return;
+		k->rt = rt_ref(ctx->rt);
+		k->p = p;
+		k->offset = p->c_next;
+		p->c_kick_ms = now;
+		if (td_engine_call(ctx->engine, on_kick, k) < 0) {
+			rt_unref(k->rt);
+			free(k);
+		}
+	}
 }
 
 static void *consumer_main(void *arg)
@@ -1934,7 +2034,9 @@ static void *consumer_main(void *arg)
 		int room = flow_wait(rt);
 		if (room == 0)
 			break;
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->rk, 100);
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->rk, 20);
+		if (!m && room > 1)
+			kick(ctx);
 		for (int n = 0; m; n++) {
 			take_message(ctx, m);
 			rd_kafka_message_destroy(m);
@@ -1985,6 +2087,7 @@ static void assign_parts(struct kafka_ctx *ctx, const rd_kafka_topic_partition_l
 		rd_kafka_topic_partition_list_add(p->one, tp->topic, tp->partition);
 		p->partition = tp->partition;
 		p->ctx = ctx;
+		p->c_next = -1;
 		td_kafka_sched_init(&p->sched, &sc);
 		p->buffer_max = BUFFER_MAX > 4 * sc.batch_size ? BUFFER_MAX : 4 * sc.batch_size;
 		p->wait_since = td_now_ms();
@@ -2239,8 +2342,7 @@ static int kafka_start(struct td_source *src)
 	rt->src = src;
 	rt->engine = ctx->engine;
 	rt->probe_now = true;
-	rt->flow_high = (long)(4 * o->batch_size > FLOW_MIN ? 4 * o->batch_size : FLOW_MIN);
-	rt->flow_low = rt->flow_high / 2;
+	atomic_init(&rt->flow_high, FLOW_MIN);
 	atomic_init(&rt->flowing, 0);
 	atomic_init(&rt->consumer_waiting, false);
 	ctx->rt = rt;

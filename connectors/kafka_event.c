@@ -252,69 +252,227 @@ fail:
 	return NULL;
 }
 
+/* ---- the JSON of a record event, made directly ---- */
+
+/* A CloudEvents String as event.h checks it: UTF-8 without C0 or C1 controls and without
+ * noncharacters. */
+static bool ce_string(const void *v, size_t n)
+{
+	const unsigned char *s = v;
+	size_t i = 0;
+	while (i < n) {
+		if (s[i] >= 0x20 && s[i] < 0x7f) {
+			i++;
+			continue;
+		}
+		unsigned cp;
+		size_t k = td_utf8_decode(s + i, n - i, &cp);
+		if (k == 0 || cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) ||
+		    (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+/* event.h's text of a time in ms ("2026-11-27T08:00:00.123Z"); false out of range. */
+static bool format_time_ms(long long unix_ms, char out[40])
+{
+	long long secs = unix_ms / 1000, ms = unix_ms % 1000;
+	struct tm tm;
+	if (ms < 0) {
+		ms += 1000;
+		secs--;
+	}
+	time_t t = (time_t)secs;
+	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
+		return false;
+	snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+	return true;
+}
+
+static void member(struct td_buf *b, const char *name)
+{
+	td_buf_appends(b, ",\"");
+	td_buf_appends(b, name);
+	td_buf_appends(b, "\":");
+}
+
+static bool json_ws(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The header extensions of r as td_kafka_record_event sets them: names in the order of
+ * their first carried value, each with its last carried value. */
+struct header_ext {
+	char name[21];
+	const struct td_kafka_header *h;
+};
+
+static size_t header_exts(const struct td_kafka_record *r, struct header_ext *out, size_t cap)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < r->nheaders; i++) {
+		const struct td_kafka_header *h = &r->headers[i];
+		char name[21];
+		if (!h->value || !h->name || !header_ext_name(h->name, h->name_len, name) ||
+		    memchr(h->value, '\0', h->value_len) || !ce_string(h->value, h->value_len))
+			continue;
+		size_t k = 0;
+		while (k < n && strcmp(out[k].name, name) != 0)
+			k++;
+		if (k == n) {
+			if (n == cap)
+				continue;
+			memcpy(out[n].name, name, sizeof name);
+			n++;
+		}
+		out[k].h = h;
+	}
+	return n;
+}
+
+int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *r, struct td_buf *b,
+			 bool *has_subject)
+{
+	char *ct = r->nheaders ? content_type_header(r) : NULL;
+	char time_text[40];
+	bool subject = r->key && r->key_len > 0 && !memchr(r->key, '\0', r->key_len) &&
+		       ce_string(r->key, r->key_len);
+	bool has_time = r->timestamp_ms >= 0 && r->timestamp_type != TD_KAFKA_TS_NONE &&
+			format_time_ms(r->timestamp_ms, time_text);
+	int exts = 3;
+
+	*has_subject = subject;
+	char id[320];
+	snprintf(id, sizeof id, "%s-%d-%lld", r->topic, r->partition, r->offset);
+	td_buf_appends(b, "{\"specversion\":\"1.0\",\"id\":");
+	td_json_append_cstr(b, id);
+	member(b, "source");
+	td_json_append_cstr(b, source_attr);
+	td_buf_appends(b, ",\"type\":\"" TD_KAFKA_RECORD_TYPE "\"");
+	if (subject) {
+		member(b, "subject");
+		td_json_append_string(b, r->key, r->key_len);
+	}
+	if (has_time) {
+		member(b, "time");
+		td_buf_printf(b, "\"%s\"", time_text);
+	}
+	if (ct) {
+		member(b, "datacontenttype");
+		td_json_append_cstr(b, ct);
+	}
+	member(b, "kafkatopic");
+	td_json_append_cstr(b, r->topic);
+	td_buf_printf(b, ",\"kafkapartition\":%d,\"kafkaoffset\":", r->partition);
+	if (r->offset >= 0 && r->offset <= INT32_MAX)
+		td_buf_printf(b, "%lld", r->offset);
+	else
+		td_buf_printf(b, "\"%lld\"", r->offset);
+	if (r->timestamp_ms >= 0 && r->timestamp_type == TD_KAFKA_TS_LOG_APPEND) {
+		td_buf_appends(b, ",\"kafkatimestamptype\":\"LOG_APPEND_TIME\"");
+		exts++;
+	}
+	if (r->key && !subject) {
+		td_buf_appends(b, ",\"kafkakey\":\"");
+		td_base64_encode(b, r->key, r->key_len);
+		td_buf_appendc(b, '"');
+		exts++;
+	}
+	if (r->nheaders > 0) {
+		struct td_buf h = {0};
+		append_headers_json(&h, r->headers, r->nheaders);
+		member(b, "kafkaheaders");
+		td_json_append_string(b, h.data ? h.data : "", h.len);
+		td_buf_free(&h);
+		exts++;
+		struct header_ext *he = malloc(r->nheaders * sizeof *he);
+		size_t n = he ? header_exts(r, he, (size_t)(TD_EVENT_MAX_EXTENSIONS - exts)) : 0;
+		if (!he)
+			b->oom = true;
+		for (size_t i = 0; i < n; i++) {
+			member(b, he[i].name);
+			td_json_append_string(b, he[i].h->value, he[i].h->value_len);
+		}
+		free(he);
+	}
+	if (r->value) {
+		const unsigned char *p = r->value;
+		size_t n = r->value_len;
+		if (td_event_content_type_is_json(ct) &&
+		    td_json_valid((const char *)p, n, TD_EVENT_DATA_MAX_DEPTH)) {
+			while (n && json_ws(p[0])) {
+				p++;
+				n--;
+			}
+			while (n && json_ws(p[n - 1]))
+				n--;
+			member(b, "data");
+			td_buf_append(b, p, n);
+		} else if (td_utf8_valid(p, n, NULL) && !td_event_content_type_is_json(ct)) {
+			member(b, "data");
+			td_json_append_string(b, (const char *)p, n);
+		} else {
+			member(b, "data_base64");
+			td_buf_appendc(b, '"');
+			td_base64_encode(b, p, n);
+			td_buf_appendc(b, '"');
+		}
+	}
+	td_buf_appendc(b, '}');
+	free(ct);
+	return td_buf_failed(b) ? -TD_ENOMEM : 0;
+}
+
 /* ---- batch events ---- */
 
-struct td_event *td_kafka_batch_event(const char *source_attr, struct td_event *const *events,
-				      const char *const *json, const size_t *json_len, size_t n,
-				      char *err, size_t errlen)
+struct td_event *td_kafka_batch_event(const char *source_attr, const char *topic, int partition,
+				      const struct td_kafka_batch_item *items, size_t n, char *err,
+				      size_t errlen)
 {
 	struct td_event *ev = NULL;
 	struct td_buf b = {0};
-	const char *topic, *part, *first, *last, *subject;
+	const char *subject;
 	char id[640];
 
 	if (n == 0) {
 		fail(err, errlen, "an empty batch");
 		return NULL;
 	}
-	topic = td_event_get(events[0], "kafkatopic");
-	part = td_event_get(events[0], "kafkapartition");
-	first = td_event_get(events[0], "kafkaoffset");
-	last = td_event_get(events[n - 1], "kafkaoffset");
-	if (!topic || !part || !first || !last) {
-		fail(err, errlen, "the batch holds an event that is not a Kafka record");
-		return NULL;
-	}
-	subject = td_event_get(events[0], "subject");
+	size_t total = 2 + n;
+	for (size_t i = 0; i < n; i++)
+		total += items[i].json_len;
+	td_buf_reserve(&b, total);
+	subject = items[0].subject;
 	td_buf_appendc(&b, '[');
 	for (size_t i = 0; i < n; i++) {
-		const char *s = td_event_get(events[i], "subject");
-		if (subject && (!s || strcmp(s, subject) != 0))
+		if (subject && (!items[i].subject || strcmp(items[i].subject, subject) != 0))
 			subject = NULL;
 		if (i)
 			td_buf_appendc(&b, ',');
-		if (json && json[i]) {
-			td_buf_append(&b, json[i], json_len[i]);
-			continue;
-		}
-		size_t len;
-		char *one = td_event_to_json(events[i], &len);
-		if (!one)
-			goto nomem;
-		td_buf_append(&b, one, len);
-		free(one);
+		td_buf_append(&b, items[i].json, items[i].json_len);
 	}
 	td_buf_appendc(&b, ']');
 	if (td_buf_failed(&b))
 		goto nomem;
-	snprintf(id, sizeof id, "%s-%s-%s..%s", topic, part, first, last);
+	snprintf(id, sizeof id, "%s-%d-%lld..%lld", topic, partition, items[0].offset,
+		 items[n - 1].offset);
 	ev = td_event_create();
 	if (!ev || td_event_set(ev, "id", id) < 0 || td_event_set(ev, "source", source_attr) < 0 ||
 	    td_event_set(ev, "type", TD_KAFKA_BATCH_TYPE) < 0 ||
 	    (subject && td_event_set(ev, "subject", subject) < 0) ||
-	    (td_event_get(events[0], "time") &&
-	     td_event_set(ev, "time", td_event_get(events[0], "time")) < 0) ||
 	    td_event_set(ev, "kafkatopic", topic) < 0 ||
-	    td_event_set_int(ev, "kafkapartition", strtoll(part, NULL, 10)) < 0)
+	    td_event_set_int(ev, "kafkapartition", partition) < 0 ||
+	    set_offset(ev, "kafkaoffset", items[0].offset) < 0 ||
+	    set_offset(ev, "kafkalastoffset", items[n - 1].offset) < 0 ||
+	    td_event_set_int(ev, "kafkacount", (long long)n) < 0 ||
+	    td_event_set_data(ev, b.data, b.len, "application/json") < 0)
 		goto nomem;
-	{
-		long long a = strtoll(first, NULL, 10), z = strtoll(last, NULL, 10);
-		if (set_offset(ev, "kafkaoffset", a) < 0 ||
-		    set_offset(ev, "kafkalastoffset", z) < 0 ||
-		    td_event_set_int(ev, "kafkacount", (long long)n) < 0 ||
-		    td_event_set_data(ev, b.data, b.len, "application/json") < 0)
-			goto nomem;
-	}
+	if (items[0].timestamp_ms >= 0 && items[0].timestamp_type != TD_KAFKA_TS_NONE)
+		td_event_set_time_ms(ev, items[0].timestamp_ms); /* out of range: no time */
 	td_buf_free(&b);
 	return ev;
 nomem:

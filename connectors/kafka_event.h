@@ -49,6 +49,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct td_buf;
 struct td_event;
 struct td_result;
 
@@ -93,13 +94,31 @@ struct td_event *td_kafka_record_event(const char *source_attr, const struct td_
 				       char *err, size_t errlen);
 
 /*
- * One event for n >= 1 record events of one partition, in offset order (only read).
- * json[i] may hold the structured JSON of events[i] (json_len[i] bytes), or json may be
- * NULL to have it made here. Returns a new event, or NULL with the reason in err.
+ * The structured JSON form of the record's event, made directly from the record into out
+ * (appended): the same text as td_event_to_json(td_kafka_record_event(r)), made without
+ * the event (the batch path, where only the JSON is needed). *has_subject says whether
+ * the key is the subject. 0, or -TD_ENOMEM.
  */
-struct td_event *td_kafka_batch_event(const char *source_attr, struct td_event *const *events,
-				      const char *const *json, const size_t *json_len, size_t n,
-				      char *err, size_t errlen);
+int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *r,
+			 struct td_buf *out, bool *has_subject);
+
+/* One record of a batch: its event's structured JSON and what the batch event needs. */
+struct td_kafka_batch_item {
+	const char *json;
+	size_t json_len;
+	long long offset;
+	const char *subject;	/* its subject, or NULL */
+	long long timestamp_ms; /* < 0: none */
+	int timestamp_type;	/* enum td_kafka_ts_type */
+};
+
+/*
+ * One event for n >= 1 records of one partition, in offset order (see the top; the
+ * items are only read). Returns a new event, or NULL with the reason in err.
+ */
+struct td_event *td_kafka_batch_event(const char *source_attr, const char *topic, int partition,
+				      const struct td_kafka_batch_item *items, size_t n, char *err,
+				      size_t errlen);
 
 /*
  * The AWS self-managed Kafka event for a record or batch event made above (or read back

@@ -18,6 +18,7 @@
 #include <triggerd/log.h>
 
 #include "http_server.h"
+#include "invoke_api.h"
 #include "json.h"
 #include "router.h"
 
@@ -51,6 +52,7 @@ struct td_admin {
 	size_t token_len;
 	size_t nregistered;
 	struct admin_route routes[NENDPOINTS];
+	struct td_invoke_api *invoke; /* the Lambda Invoke API (invoke_api.h) */
 };
 
 /* Work for the engine thread. */
@@ -258,6 +260,9 @@ struct td_admin *td_admin_create(struct td_http_server *http, struct td_router *
 		}
 		a->nregistered++;
 	}
+	a->invoke = td_invoke_api_register(http, router, token);
+	if (!a->invoke)
+		goto fail;
 	return a;
 fail:
 	td_admin_destroy(a);
@@ -268,6 +273,7 @@ void td_admin_destroy(struct td_admin *a)
 {
 	if (!a)
 		return;
+	td_invoke_api_unregister(a->invoke);
 	for (size_t i = 0; i < a->nregistered; i++)
 		td_http_route_remove(a->http, endpoints[i].path);
 	if (a->token)

@@ -1391,6 +1391,12 @@ void td_router_destroy(struct td_router *r)
 	while (r->calls) {
 		struct call *c = r->calls;
 		struct submission *waiting = c->sub;
+		if (c->done) { /* an Invoke API caller hears that triggerd is stopping */
+			struct td_result res = {.status = TD_RESULT_RETRY, .http_status = 503};
+			res.error = strdup("triggerd is shutting down");
+			c->done(c->done_arg, &res);
+			td_result_clear(&res);
+		}
 		c->inv.function->in_flight--;
 		call_free(c);
 		if (waiting && --waiting->waiting_sync == 0 && !waiting->waiting_commit)

@@ -12,9 +12,11 @@
  *
  * Oracles: every record becomes an event (the only refusal is out of memory) that
  * validates, reads back equal from its JSON form, has the id TOPIC-PARTITION-OFFSET and
- * gives back exactly the key and headers it came with; the AWS shape of a record event
- * is valid JSON; a refusal is -TD_EINVAL with a message.
+ * gives back exactly the key and headers it came with; the JSON made directly from the
+ * record (td_kafka_record_json, the batch path) is byte for byte the event's JSON; the
+ * AWS shape of a record event is valid JSON; a refusal is -TD_EINVAL with a message.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,10 +114,10 @@ static void fuzz_record(struct reader *r)
 	CHECK(td_event_validate(ev, err, sizeof err) == 0, "the record event does not validate");
 	snprintf(id, sizeof id, "fuzz.topic_1-%d-%lld", rec.partition, rec.offset);
 	CHECK(strcmp(td_event_get(ev, "id"), id) == 0, "wrong id");
-	size_t len2;
-	char *json = td_event_to_json(ev, &len2);
+	size_t len, len2;
+	char *json = td_event_to_json(ev, &len);
 	CHECK(json, "no JSON form");
-	struct td_event *back = td_event_from_json(json, len2, err, sizeof err);
+	struct td_event *back = td_event_from_json(json, len, err, sizeof err);
 	CHECK(back && td_event_equal(ev, back), "the JSON form does not read back equal");
 	td_event_unref(back);
 	char *aws = td_kafka_aws_json(ev, "b:1", &len2, err, sizeof err);
@@ -147,14 +149,27 @@ static void fuzz_record(struct reader *r)
 	CHECK(o.nheaders == n, "the dead letter lost headers");
 	td_kafka_origin_clear(&o);
 	free(letter);
-	struct td_event *evs[2] = {ev, ev};
-	struct td_event *batch =
-	    td_kafka_batch_event("triggerd/kafka/fuzz", evs, NULL, NULL, 2, err, sizeof err);
+	/* The JSON made directly from the record is the event's, byte for byte. */
+	struct td_buf direct = {0};
+	bool has_subject;
+	CHECK(td_kafka_record_json("triggerd/kafka/fuzz", &rec, &direct, &has_subject) == 0,
+	      "no direct JSON");
+	CHECK(direct.len == len && memcmp(direct.data, json, len) == 0,
+	      "the direct JSON differs from the event's");
+	CHECK(has_subject == (td_event_get(ev, "subject") != NULL), "subject disagreement");
+	struct td_kafka_batch_item items[2] = {
+	    {direct.data, direct.len, rec.offset, td_event_get(ev, "subject"), rec.timestamp_ms,
+	     rec.timestamp_type},
+	    {direct.data, direct.len, rec.offset + 1, NULL, -1, 0},
+	};
+	struct td_event *batch = td_kafka_batch_event("triggerd/kafka/fuzz", rec.topic,
+						      rec.partition, items, 2, err, sizeof err);
 	CHECK(batch, "no batch event");
 	aws = td_kafka_aws_json(batch, NULL, NULL, err, sizeof err);
 	CHECK(aws, "the AWS shape of a batch was refused");
 	free(aws);
 	td_event_unref(batch);
+	td_buf_free(&direct);
 	free(json);
 	td_event_unref(ev);
 }

@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,10 +241,9 @@ Test(kafka_event, content_type_header_classifies_the_data)
 	td_event_unref(ev);
 }
 
-static struct td_event *numbered(int offset, const char *key)
+static struct td_kafka_record numbered_record(int offset, const char *key, char value[64])
 {
-	char value[64];
-	int n = snprintf(value, sizeof value, "{\"n\":%d}", offset);
+	int n = snprintf(value, 64, "{\"n\":%d}", offset);
 	struct td_kafka_record r = {.topic = "orders",
 				    .partition = 1,
 				    .offset = offset,
@@ -253,14 +253,51 @@ static struct td_event *numbered(int offset, const char *key)
 				    .value_len = (size_t)n,
 				    .timestamp_ms = 1000LL * offset,
 				    .timestamp_type = TD_KAFKA_TS_CREATE};
+	return r;
+}
+
+static struct td_event *numbered(int offset, const char *key)
+{
+	char value[64];
+	struct td_kafka_record r = numbered_record(offset, key, value);
 	return record_event(&r);
+}
+
+/* Batch items the way the source makes them: the JSON made directly from the record. */
+struct items {
+	struct td_kafka_batch_item v[8];
+	struct td_buf json[8];
+	size_t n;
+};
+
+static void add_item(struct items *it, const struct td_kafka_record *r)
+{
+	bool has_subject;
+	size_t i = it->n++;
+	memset(&it->json[i], 0, sizeof it->json[i]);
+	cr_assert_eq(td_kafka_record_json(SRC, r, &it->json[i], &has_subject), 0);
+	it->v[i] = (struct td_kafka_batch_item){
+	    it->json[i].data, it->json[i].len,
+	    r->offset,	      has_subject ? (const char *)r->key : NULL,
+	    r->timestamp_ms,  r->timestamp_type};
+}
+
+static void free_items(struct items *it)
+{
+	for (size_t i = 0; i < it->n; i++)
+		td_buf_free(&it->json[i]);
 }
 
 Test(kafka_event, batch_event)
 {
-	struct td_event *evs[3] = {numbered(10, "k"), numbered(11, "k"), numbered(13, "k")};
-	char err[256] = "";
-	struct td_event *b = td_kafka_batch_event(SRC, evs, NULL, NULL, 3, err, sizeof err);
+	static const int offs[3] = {10, 11, 13};
+	struct items it = {0};
+	char values[3][64], err[256] = "";
+	for (int i = 0; i < 3; i++) {
+		struct td_kafka_record r = numbered_record(offs[i], "k", values[i]);
+		add_item(&it, &r);
+	}
+	struct td_event *b = td_kafka_batch_event(SRC, "orders", 1, it.v, 3, err, sizeof err);
 	cr_assert_not_null(b, "%s", err);
 	expect_attr(b, "id", "orders-1-10..13");
 	expect_attr(b, "type", "triggerd.kafka.batch");
@@ -273,7 +310,8 @@ Test(kafka_event, batch_event)
 	expect_attr(b, "datacontenttype", "application/json");
 	cr_expect_eq(ext_type(b, "kafkacount"), TD_ATTR_INTEGER);
 	cr_expect_eq(td_event_data_kind(b), TD_DATA_JSON);
-	/* The data holds the records as structured JSON: each reads back equal. */
+	/* The data holds the records as structured JSON: each reads back equal to the record
+	 * event made the other way. */
 	size_t len;
 	const char *data = td_event_data(b, &len);
 	json_error_t jerr;
@@ -283,27 +321,93 @@ Test(kafka_event, batch_event)
 	for (size_t i = 0; i < 3; i++) {
 		char *one = json_dumps(json_array_get(arr, i), JSON_COMPACT);
 		struct td_event *back = td_event_from_json(one, strlen(one), err, sizeof err);
+		struct td_event *want = numbered(offs[i], "k");
 		cr_assert_not_null(back, "%s", err);
-		cr_expect(td_event_equal(back, evs[i]), "record %zu reads back equal", i);
+		cr_expect(td_event_equal(back, want), "record %zu reads back equal", i);
 		td_event_unref(back);
+		td_event_unref(want);
 		free(one);
 	}
 	json_decref(arr);
 	td_event_unref(b);
-	/* Different keys: no subject. Given JSON texts are used as they are. */
-	td_event_unref(evs[1]);
-	evs[1] = numbered(11, "other");
-	const char *json[3] = {"{\"x\":1}", NULL, "{\"x\":3}"};
-	size_t lens[3] = {7, 0, 7};
-	b = td_kafka_batch_event(SRC, evs, json, lens, 3, err, sizeof err);
+	/* Different keys, or a record without a key: no subject. */
+	it.v[1].subject = "other";
+	b = td_kafka_batch_event(SRC, "orders", 1, it.v, 3, err, sizeof err);
 	cr_assert_not_null(b, "%s", err);
 	expect_attr(b, "subject", NULL);
-	data = td_event_data(b, &len);
-	cr_expect(strncmp(data, "[{\"x\":1},{\"specversion\"", 23) == 0, "%s", data);
 	td_event_unref(b);
-	for (int i = 0; i < 3; i++)
-		td_event_unref(evs[i]);
-	cr_expect_null(td_kafka_batch_event(SRC, evs, NULL, NULL, 0, err, sizeof err));
+	it.v[1].subject = NULL;
+	b = td_kafka_batch_event(SRC, "orders", 1, it.v, 3, err, sizeof err);
+	expect_attr(b, "subject", NULL);
+	td_event_unref(b);
+	cr_expect_null(td_kafka_batch_event(SRC, "orders", 1, it.v, 0, err, sizeof err));
+	free_items(&it);
+}
+
+/* The JSON made directly from a record is byte for byte the JSON of its event. */
+Test(kafka_event, record_json_equals_the_event_json)
+{
+	static const char odd_name[] = "a\x7f\xc2\x85\xff";
+	struct td_kafka_header many[140];
+	char names[140][8];
+	for (int i = 0; i < 140; i++) {
+		snprintf(names[i], sizeof names[i], "h%d", i % 130);
+		many[i] = (struct td_kafka_header){names[i], strlen(names[i]), "v", 1};
+	}
+	struct td_kafka_header hs[] = {
+	    {"traceparent", 11, "00-abc", 6},
+	    {"rep", 3, "one", 3},
+	    {"x-y", 3, "z", 1},
+	    {"rep", 3, "\x01" "bad", 4},
+	    {"rep", 3, "two", 3},
+	    {"nul", 3, NULL, 0},
+	    {"nulv", 4, "a\0b", 3},
+	    {odd_name, sizeof odd_name - 1, "v", 1},
+	    {"subject", 7, "s", 1},
+	    {"content-type", 12, "text/plain; charset=utf-8", 25},
+	};
+	static const struct {
+		const char *key;
+		size_t key_len;
+		const char *value;
+		size_t value_len;
+		long long ts;
+		int ts_type;
+		long long offset;
+		int nh; /* -1: many */
+	} rows[] = {
+	    {"k", 1, "{\"a\": [1, 2]}\n", 13, 1545084650987LL, TD_KAFKA_TS_CREATE, 42, 0},
+	    {NULL, 0, "plain text", 10, 5, TD_KAFKA_TS_LOG_APPEND, 1, 0},
+	    {"", 0, "\xff\x00\x01", 3, -1, TD_KAFKA_TS_NONE, 3000000000LL, 0},
+	    {"\x01", 1, NULL, 0, 0, TD_KAFKA_TS_CREATE, 0, 0},
+	    {"caf\xc3\xa9", 5, "{\"x\":1}", 7, 253402300800000LL, TD_KAFKA_TS_LOG_APPEND, 7, 10},
+	    {"k", 1, "{\"x\":1}", 7, 1, TD_KAFKA_TS_CREATE, 8, 9},
+	    {"k", 1, "\"quoted\"", 8, 1, TD_KAFKA_TS_CREATE, 9, -1},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		struct td_kafka_record r = {.topic = "t.o_p-c",
+					    .partition = 5,
+					    .offset = rows[i].offset,
+					    .key = rows[i].key,
+					    .key_len = rows[i].key_len,
+					    .value = rows[i].value,
+					    .value_len = rows[i].value_len,
+					    .timestamp_ms = rows[i].ts,
+					    .timestamp_type = rows[i].ts_type,
+					    .headers = rows[i].nh < 0 ? many : hs,
+					    .nheaders = rows[i].nh < 0 ? 140 : (size_t)rows[i].nh};
+		struct td_event *ev = record_event(&r);
+		size_t len;
+		char *want = td_event_to_json(ev, &len);
+		struct td_buf got = {0};
+		bool has_subject;
+		cr_assert_eq(td_kafka_record_json(SRC, &r, &got, &has_subject), 0);
+		cr_expect_str_eq(got.data, want, "row %zu", i);
+		cr_expect_eq(has_subject, td_event_get(ev, "subject") != NULL, "row %zu", i);
+		free(want);
+		td_buf_free(&got);
+		td_event_unref(ev);
+	}
 }
 
 static char *read_sample(const char *name)
@@ -368,17 +472,19 @@ Test(kafka_event, aws_shape_matches_the_sample)
 
 Test(kafka_event, aws_shape_of_a_batch_and_of_odd_records)
 {
-	struct td_event *evs[2] = {numbered(1, NULL), NULL};
-	struct td_kafka_record r = {.topic = "orders",
-				    .partition = 1,
-				    .offset = 2,
-				    .key = "\xff",
-				    .key_len = 1,
-				    .timestamp_ms = 7,
-				    .timestamp_type = TD_KAFKA_TS_LOG_APPEND};
-	evs[1] = record_event(&r);
-	char err[256] = "";
-	struct td_event *b = td_kafka_batch_event(SRC, evs, NULL, NULL, 2, err, sizeof err);
+	struct items it = {0};
+	char value[64], err[256] = "";
+	struct td_kafka_record r1 = numbered_record(1, NULL, value);
+	struct td_kafka_record r2 = {.topic = "orders",
+				     .partition = 1,
+				     .offset = 2,
+				     .key = "\xff",
+				     .key_len = 1,
+				     .timestamp_ms = 7,
+				     .timestamp_type = TD_KAFKA_TS_LOG_APPEND};
+	add_item(&it, &r1);
+	add_item(&it, &r2);
+	struct td_event *b = td_kafka_batch_event(SRC, "orders", 1, it.v, 2, err, sizeof err);
 	cr_assert_not_null(b, "%s", err);
 	char *aws = td_kafka_aws_json(b, NULL, NULL, err, sizeof err);
 	cr_assert_not_null(aws, "%s", err);
@@ -393,8 +499,7 @@ Test(kafka_event, aws_shape_of_a_batch_and_of_odd_records)
 			  "\"headers\":[]}]}}");
 	free(aws);
 	td_event_unref(b);
-	td_event_unref(evs[0]);
-	td_event_unref(evs[1]);
+	free_items(&it);
 }
 
 Test(kafka_event, aws_shape_refuses_other_events)
