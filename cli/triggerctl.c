@@ -60,7 +60,8 @@ static char *json_argument(const char *arg, const char *what)
 		return strdup(arg);
 	char *text = read_file(arg + 1, NULL);
 	if (!text)
-		fprintf(stderr, "triggerctl: %s: cannot read %s: %s\n", what, arg + 1, strerror(errno));
+		fprintf(stderr, "triggerctl: %s: cannot read %s: %s\n", what, arg + 1,
+			strerror(errno));
 	return text;
 }
 
@@ -352,28 +353,28 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"validate", "CONFIG", "check a configuration file; print a summary or every error",
-	 cmd_validate},
-	{"test-pattern", "PATTERN EVENT",
-	 "match one event against one pattern (JSON text or @file): match / no match",
-	 cmd_test_pattern},
-	{"match", "RULES EVENTS",
-	 "match each event of EVENTS (JSON lines) against every rule of RULES (name<TAB>pattern "
-	 "lines); print the names each event matches",
-	 cmd_match},
-	{"describe", "KIND", "print the options of a source or function kind (or global, trigger)",
-	 cmd_describe},
-	{"next-fires", "EXPR [--tz ZONE] [--after RFC3339] [--start RFC3339] [-n N]",
-	 "print the next N (default 5) fire instants of a schedule after --after (default now)",
-	 cmd_next_fires},
-	{"topic-match", "FILTER TOPIC",
-	 "whether an MQTT topic name matches a topic filter: match / no match", td_cli_topic_match},
-	{"invoke", "FUNCTION [PAYLOAD|@file] [--admin URL] [--token T] [--event]",
-	 "invoke a function through the Lambda Invoke API", td_cli_invoke},
-	{"usage", "[--admin URL] [--token T]",
-	 "print requests, errors, throttles, billed ms, GB-s, cold starts, p50/p99 per function",
-	 td_cli_usage},
-	{NULL, NULL, NULL, NULL},
+    {"validate", "CONFIG", "check a configuration file; print a summary or every error",
+     cmd_validate},
+    {"test-pattern", "PATTERN EVENT",
+     "match one event against one pattern (JSON text or @file): match / no match",
+     cmd_test_pattern},
+    {"match", "RULES EVENTS",
+     "match each event of EVENTS (JSON lines) against every rule of RULES (name<TAB>pattern "
+     "lines); print the names each event matches",
+     cmd_match},
+    {"describe", "KIND", "print the options of a source or function kind (or global, trigger)",
+     cmd_describe},
+    {"next-fires", "EXPR [--tz ZONE] [--after RFC3339] [--start RFC3339] [-n N]",
+     "print the next N (default 5) fire instants of a schedule after --after (default now)",
+     cmd_next_fires},
+    {"topic-match", "FILTER TOPIC",
+     "whether an MQTT topic name matches a topic filter: match / no match", td_cli_topic_match},
+    {"invoke", "FUNCTION [PAYLOAD|@file] [--admin URL] [--token T] [--event]",
+     "invoke a function through the Lambda Invoke API", td_cli_invoke},
+    {"usage", "[--admin URL] [--token T]",
+     "print requests, errors, throttles, billed ms, GB-s, cold starts, p50/p99 per function",
+     td_cli_usage},
+    {NULL, NULL, NULL, NULL},
 };
 
 static void usage(FILE *out)

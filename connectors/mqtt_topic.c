@@ -18,7 +18,6 @@
 
 #include "../router/json.h"
 
-
 /* Common checks of filters and names: length, UTF-8, control characters. */
 static int check_text(const char *s, const char *what, char *err, size_t errlen)
 {
@@ -40,8 +39,8 @@ static int check_text(const char *s, const char *what, char *err, size_t errlen)
 		if (k == 0)
 			return td_fail(err, errlen, "%s is not valid UTF-8 at byte %zu", what, i);
 		if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
-			return td_fail(err, errlen, "%s holds a control character at byte %zu", what,
-				    i);
+			return td_fail(err, errlen, "%s holds a control character at byte %zu",
+				       what, i);
 		i += k;
 	}
 	return 0;
@@ -71,9 +70,9 @@ int td_mqtt_filter_validate(const char *filter, char *err, size_t errlen)
 			    at);
 		if (*p == '+' && (!level_start || !level_end))
 			return td_fail(err, errlen,
-				    "the topic filter: '+' at byte %zu must be a whole level "
-				    "(\"a/+/b\")",
-				    at);
+				       "the topic filter: '+' at byte %zu must be a whole level "
+				       "(\"a/+/b\")",
+				       at);
 	}
 	return 0;
 }

@@ -29,8 +29,6 @@
 #define TYPE_PREFIX  "com.amazonaws.s3."
 #define PATH_MAX_LEN 96
 
-
-
 static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -96,7 +94,7 @@ int td_s3_key_decode(const char *key, size_t len, struct td_buf *out, char *err,
 			j += 2;
 		} else {
 			rc = td_fail(err, errlen, "bad percent escape \"%s\" at byte %zu",
-				  td_shown(key + j, len - j < 3 ? len - j : 3, sv), j);
+				     td_shown(key + j, len - j < 3 ? len - j : 3, sv), j);
 			goto out;
 		}
 	}
@@ -105,7 +103,8 @@ int td_s3_key_decode(const char *key, size_t len, struct td_buf *out, char *err,
 		goto out;
 	}
 	if (!td_utf8_valid(raw.data, raw.len, &bad)) {
-		rc = td_fail(err, errlen, "not UTF-8 once decoded (byte %zu of the decoded key)", bad);
+		rc = td_fail(err, errlen, "not UTF-8 once decoded (byte %zu of the decoded key)",
+			     bad);
 		goto out;
 	}
 	while (i < raw.len) {
@@ -366,7 +365,7 @@ static int record(const struct val *rec, const char *where, struct rec_bufs *b,
 		where_join(path, where, "eventTime");
 		td_event_unref(ev);
 		return td_fail(err, errlen, "%s: \"%s\" is not an RFC 3339 time", path,
-			    td_shown(b->time.data, b->time.len, sv));
+			       td_shown(b->time.data, b->time.len, sv));
 	}
 	if (td_event_set_data(ev, rec->p, rec->n, "application/json") < 0)
 		goto nomem;
@@ -443,8 +442,8 @@ int td_s3_parse(const char *body, size_t len, struct td_event ***events, char *e
 			goto fail;
 		if (rc == 0) {
 			rc = td_fail(err, errlen,
-				  "Records: missing (not an S3 event notification: expected "
-				  "{\"Records\": [...]})");
+				     "Records: missing (not an S3 event notification: expected "
+				     "{\"Records\": [...]})");
 			goto fail;
 		}
 		bufs_free(&b);
@@ -470,7 +469,8 @@ int td_s3_parse(const char *body, size_t len, struct td_event ***events, char *e
 			goto fail;
 		}
 		if (n == TD_S3_MAX_RECORDS) {
-			rc = td_fail(err, errlen, "Records: more than %d records", TD_S3_MAX_RECORDS);
+			rc = td_fail(err, errlen, "Records: more than %d records",
+				     TD_S3_MAX_RECORDS);
 			goto fail;
 		}
 		rec.p = records.p + start;

@@ -29,7 +29,6 @@
 
 #define MAX_STRIPE_SIGNATURES 16
 
-
 static bool is_ows(char c)
 {
 	return c == ' ' || c == '\t';
@@ -201,14 +200,14 @@ static int decode_sig(enum td_hmac_encoding enc, const char *s, size_t n, size_t
 	if (rc < 0) {
 		td_buf_free(&b);
 		return td_fail(err, errlen, "header %.80s: the signature is not base64: %s", where,
-			    msg);
+			       msg);
 	}
 	if (b.len != want) {
 		size_t got = b.len;
 		td_buf_free(&b);
 		return td_fail(err, errlen,
-			    "header %.80s: the signature decodes to %zu bytes, expected %zu", where,
-			    got, want);
+			       "header %.80s: the signature decodes to %zu bytes, expected %zu",
+			       where, got, want);
 	}
 	memcpy(out, b.data, want);
 	td_buf_free(&b);
@@ -236,11 +235,11 @@ static int check_time(long long t, long long now_ms, long long tolerance_ms, cha
 
 	if (diff > tolerance_ms)
 		return td_fail(err, errlen, "stale timestamp: signed %lld s ago (tolerance %g s)",
-			    diff / 1000, (double)tolerance_ms / 1000);
+			       diff / 1000, (double)tolerance_ms / 1000);
 	if (-diff > tolerance_ms)
 		return td_fail(err, errlen,
-			    "timestamp %lld s in the future: check the clocks (tolerance %g s)",
-			    -diff / 1000, (double)tolerance_ms / 1000);
+			       "timestamp %lld s in the future: check the clocks (tolerance %g s)",
+			       -diff / 1000, (double)tolerance_ms / 1000);
 	return 0;
 }
 
@@ -265,7 +264,7 @@ static int verify_plain(const struct td_hmac_scheme *sc, const void *secret, siz
 	if (pn) {
 		if (n < pn || strncasecmp(v, sc->prefix, pn) != 0)
 			return td_fail(err, errlen, "header %.80s: expected the prefix \"%.40s\"",
-				    sc->header, sc->prefix);
+				       sc->header, sc->prefix);
 		v += pn;
 		n -= pn;
 	}
@@ -282,7 +281,7 @@ static int verify_plain(const struct td_hmac_scheme *sc, const void *secret, siz
 		trim(&ts, &tsn);
 		if (!parse_timestamp(ts, tsn, &t))
 			return td_fail(err, errlen, "header %.80s: not a Unix time in seconds",
-				    sc->timestamp_header);
+				       sc->timestamp_header);
 	}
 	rc = compute(sc->algorithm, secret, secret_len, ts, tsn, body, len, want);
 	if (rc < 0)
@@ -318,18 +317,20 @@ static int parse_stripe(const char *v, const char *header, struct stripe_sig *si
 		trim(&p, &n);
 		eq = memchr(p, '=', n);
 		if (!eq)
-			return td_fail(err, errlen, "header %.80s: item %d is not key=value", header,
-				    item);
+			return td_fail(err, errlen, "header %.80s: item %d is not key=value",
+				       header, item);
 		kn = (size_t)(eq - p);
 		if (kn == 1 && p[0] == 't') {
 			if (sig->t)
-				return td_fail(err, errlen, "header %.80s: more than one t=", header);
+				return td_fail(err, errlen,
+					       "header %.80s: more than one t=", header);
 			sig->t = eq + 1;
 			sig->tn = n - kn - 1;
 		} else if (kn == 2 && p[0] == 'v' && p[1] == '1') {
 			if (sig->n == MAX_STRIPE_SIGNATURES)
-				return td_fail(err, errlen, "header %.80s: more than %d v1 signatures",
-					    header, MAX_STRIPE_SIGNATURES);
+				return td_fail(err, errlen,
+					       "header %.80s: more than %d v1 signatures", header,
+					       MAX_STRIPE_SIGNATURES);
 			sig->v1[sig->n] = eq + 1;
 			sig->v1n[sig->n] = n - kn - 1;
 			sig->n++;
@@ -367,7 +368,7 @@ static int verify_stripe(const struct td_hmac_scheme *sc, const void *secret, si
 		return rc;
 	if (!parse_timestamp(sig.t, sig.tn, &t))
 		return td_fail(err, errlen, "header %.80s: t= is not a Unix time in seconds",
-			    sc->header);
+			       sc->header);
 	rc = compute(sc->algorithm, secret, secret_len, sig.t, sig.tn, body, len, want);
 	if (rc < 0)
 		return rc;

@@ -29,10 +29,10 @@ struct td_destination {
 	int refs;
 	char *spec;
 	struct td_engine *engine;
-	int fd;                     /* file */
+	int fd;			    /* file */
 	struct curl_slist *headers; /* http */
 	struct td_source *source;   /* broker */
-	const char *target;         /* broker: topic or stream, inside spec */
+	const char *target;	    /* broker: topic or stream, inside spec */
 };
 
 struct pending_send {
@@ -111,14 +111,15 @@ struct td_destination *td_destination_create(const char *spec, struct td_engine 
 			d->target = d->spec + (slash + 1 - spec);
 			d->source = find ? find(find_arg, name) : NULL;
 			if (!d->source) {
-				snprintf(err, errlen, "destination %s: no running source \"%s\"", spec,
-					 name);
+				snprintf(err, errlen, "destination %s: no running source \"%s\"",
+					 spec, name);
 				goto fail;
 			}
 			if (!td_source_can_publish(d->source)) {
-				snprintf(err, errlen,
-					 "destination %s: source \"%s\" cannot publish in this build",
-					 spec, name);
+				snprintf(
+				    err, errlen,
+				    "destination %s: source \"%s\" cannot publish in this build",
+				    spec, name);
 				goto fail;
 			}
 			return d;

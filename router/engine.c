@@ -40,7 +40,7 @@ struct call {
 struct td_timer {
 	long long due_ms;
 	unsigned long long seq; /* ties broken by order of creation */
-	size_t slot;            /* index in the heap */
+	size_t slot;		/* index in the heap */
 	void (*fn)(void *arg);
 	void *arg;
 };

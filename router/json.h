@@ -40,10 +40,10 @@
  * Ownership: the buffer owns data; td_buf_free releases it, td_buf_steal hands it over.
  */
 struct td_buf {
-        char *data;
-        size_t len;
-        size_t cap;
-        bool oom;
+	char *data;
+	size_t len;
+	size_t cap;
+	bool oom;
 };
 
 void td_buf_init(struct td_buf *b);
@@ -58,7 +58,7 @@ int td_buf_appendc(struct td_buf *b, char c);
 int td_buf_printf(struct td_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static inline bool td_buf_failed(const struct td_buf *b)
 {
-        return b->oom;
+	return b->oom;
 }
 /*
  * Returns the malloc'ed, NUL-terminated contents (the caller frees it) and its length in
@@ -117,17 +117,17 @@ int td_json_skip(const char *s, size_t len, size_t *pos);
  * td_json_skip it checks structure only and never reads out of bounds.
  */
 struct td_json_iter {
-        const char *s;
-        size_t len;
-        size_t pos;
-        int state; /* 0 first member, 1 after a member, 2 done */
+	const char *s;
+	size_t len;
+	size_t pos;
+	int state; /* 0 first member, 1 after a member, 2 done */
 };
 
 struct td_json_member {
-        const char *key; /* the raw key between its quotes */
-        size_t key_len;
-        const char *value; /* the value's exact text, no surrounding whitespace */
-        size_t value_len;
+	const char *key; /* the raw key between its quotes */
+	size_t key_len;
+	const char *value; /* the value's exact text, no surrounding whitespace */
+	size_t value_len;
 };
 
 int td_json_iter_object(struct td_json_iter *it, const char *s, size_t len);

@@ -84,8 +84,9 @@ void td_log_vwrite(enum td_log_level level, const char *scope, const char *fmt, 
 		memcpy(line + n, "\"}\n", 3);
 		n += 3;
 	} else {
-		n = (size_t)snprintf(line, sizeof line, "%s %-5s %s%s%s%s\n", ts, level_labels[level],
-				     scope ? "[" : "", scope ? scope : "", scope ? "] " : "", msg);
+		n = (size_t)snprintf(line, sizeof line, "%s %-5s %s%s%s%s\n", ts,
+				     level_labels[level], scope ? "[" : "", scope ? scope : "",
+				     scope ? "] " : "", msg);
 		if (n >= sizeof line) {
 			n = sizeof line;
 			line[n - 1] = '\n';
@@ -114,7 +115,8 @@ bool td_log_ratelimit(struct td_log_ratelimit *state, int burst, long long inter
 	}
 	long long refill = interval_ms > 0 ? (now - state->last_ms) / interval_ms : burst;
 	if (refill > 0) {
-		state->tokens = state->tokens + (int)refill > burst ? burst : state->tokens + (int)refill;
+		state->tokens =
+		    state->tokens + (int)refill > burst ? burst : state->tokens + (int)refill;
 		state->last_ms = now;
 	}
 	if (state->tokens <= 0)

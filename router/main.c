@@ -30,36 +30,36 @@
 #define TRIGGERD_VERSION "0.1.0"
 
 static const char usage_text[] =
-	"NAME\n"
-	"    triggerd - event-trigger router: sources in, functions out\n"
-	"\n"
-	"SYNOPSIS\n"
-	"    triggerd -c FILE [--state-dir DIR] [--webhook-listen ADDR:PORT]\n"
-	"             [--admin-listen ADDR:PORT]\n"
-	"    triggerd --help | --version\n"
-	"\n"
-	"DESCRIPTION\n"
-	"    Takes events from the sources of FILE (webhooks, cron schedules, MQTT, Redis\n"
-	"    Streams, Kafka), matches them against its triggers (EventBridge event patterns)\n"
-	"    and invokes the matched functions synchronously or through a durable queue.\n"
-	"    Runs in the foreground and logs to stderr.\n"
-	"\n"
-	"OPTIONS\n"
-	"    -c, --config FILE          the configuration (libconfig); see triggerctl validate\n"
-	"    --state-dir DIR            overrides state_dir (the durable queue lives there)\n"
-	"    --webhook-listen ADDR:PORT overrides webhook.listen\n"
-	"    --admin-listen ADDR:PORT   overrides admin.listen\n"
-	"    -h, --help                 this text\n"
-	"    --version                  the version\n"
-	"\n"
-	"SIGNALS\n"
-	"    SIGTERM, SIGINT  stop intake, drain within shutdown_grace, exit 0\n"
-	"    SIGHUP           reload FILE; a file with errors is refused and the running\n"
-	"                     configuration stays\n"
-	"\n"
-	"EXIT STATUS\n"
-	"    0 after a clean shutdown, 2 for a bad command line or configuration, 1 when a\n"
-	"    listener or source cannot start.\n";
+    "NAME\n"
+    "    triggerd - event-trigger router: sources in, functions out\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    triggerd -c FILE [--state-dir DIR] [--webhook-listen ADDR:PORT]\n"
+    "             [--admin-listen ADDR:PORT]\n"
+    "    triggerd --help | --version\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Takes events from the sources of FILE (webhooks, cron schedules, MQTT, Redis\n"
+    "    Streams, Kafka), matches them against its triggers (EventBridge event patterns)\n"
+    "    and invokes the matched functions synchronously or through a durable queue.\n"
+    "    Runs in the foreground and logs to stderr.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -c, --config FILE          the configuration (libconfig); see triggerctl validate\n"
+    "    --state-dir DIR            overrides state_dir (the durable queue lives there)\n"
+    "    --webhook-listen ADDR:PORT overrides webhook.listen\n"
+    "    --admin-listen ADDR:PORT   overrides admin.listen\n"
+    "    -h, --help                 this text\n"
+    "    --version                  the version\n"
+    "\n"
+    "SIGNALS\n"
+    "    SIGTERM, SIGINT  stop intake, drain within shutdown_grace, exit 0\n"
+    "    SIGHUP           reload FILE; a file with errors is refused and the running\n"
+    "                     configuration stays\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 after a clean shutdown, 2 for a bad command line or configuration, 1 when a\n"
+    "    listener or source cannot start.\n";
 
 struct overrides {
 	const char *config;
@@ -124,7 +124,8 @@ static void check_drained(void *arg)
 	struct daemon *d = arg;
 	if (td_router_drained(d->router) || td_now_ms() >= d->stop_deadline_ms) {
 		if (!td_router_drained(d->router))
-			td_log_warn("shutdown grace over; unfinished events stay with their sources");
+			td_log_warn(
+			    "shutdown grace over; unfinished events stay with their sources");
 		td_engine_stop(d->engine);
 		return;
 	}
@@ -177,13 +178,13 @@ static int parse_args(int argc, char **argv, struct overrides *args)
 {
 	enum { OPT_STATE = 256, OPT_WEBHOOK, OPT_ADMIN, OPT_VERSION };
 	static const struct option long_options[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"state-dir", required_argument, NULL, OPT_STATE},
-		{"webhook-listen", required_argument, NULL, OPT_WEBHOOK},
-		{"admin-listen", required_argument, NULL, OPT_ADMIN},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, OPT_VERSION},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"state-dir", required_argument, NULL, OPT_STATE},
+	    {"webhook-listen", required_argument, NULL, OPT_WEBHOOK},
+	    {"admin-listen", required_argument, NULL, OPT_ADMIN},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {NULL, 0, NULL, 0},
 	};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "c:h", long_options, NULL)) != -1) {
@@ -207,7 +208,8 @@ static int parse_args(int argc, char **argv, struct overrides *args)
 			puts("triggerd " TRIGGERD_VERSION);
 			exit(0);
 		default:
-			fputs("usage: triggerd -c FILE [--state-dir DIR] [--webhook-listen ADDR:PORT] "
+			fputs("usage: triggerd -c FILE [--state-dir DIR] [--webhook-listen "
+			      "ADDR:PORT] "
 			      "[--admin-listen ADDR:PORT]\n",
 			      stderr);
 			return -1;
@@ -234,10 +236,10 @@ static struct td_http_server *listener(const struct td_global *g, const char *ad
 {
 	char err[512];
 	struct td_http_limits limits = {
-		.max_body = g->http_max_body,
-		.max_header = g->http_max_header,
-		.max_connections = g->http_max_connections,
-		.request_timeout_ms = g->http_request_timeout_ms,
+	    .max_body = g->http_max_body,
+	    .max_header = g->http_max_header,
+	    .max_connections = g->http_max_connections,
+	    .request_timeout_ms = g->http_request_timeout_ms,
 	};
 	struct td_http_server *s = td_http_server_create(addr, name, &limits, err, sizeof err);
 	if (!s)

@@ -10,7 +10,7 @@
 #include <stdio.h>
 
 const double td_meter_prom_bounds_ms[TD_METER_PROM_BUCKETS] = {
-	1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000};
+    1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000};
 
 long long td_billed_ms(long long duration_us)
 {
@@ -30,7 +30,7 @@ static int fine_bucket(long long us)
 	if (us < TD_METER_FINE_SUB)
 		return us < 0 ? 0 : (int)us;
 	int e = 63 - __builtin_clzll((unsigned long long)us); /* 2^e <= us */
-	int shift = e - 4;                                    /* 16 sub-buckets */
+	int shift = e - 4;				      /* 16 sub-buckets */
 	int sub = (int)((us >> shift) - TD_METER_FINE_SUB);
 	int b = (e - 3) * TD_METER_FINE_SUB + sub;
 	return b >= TD_METER_FINE_BUCKETS ? TD_METER_FINE_BUCKETS - 1 : b;
@@ -94,7 +94,8 @@ size_t td_meter_report_line(char *out, size_t cap, const char *request_id, long 
 			 request_id, (double)duration_us / 1000.0, td_billed_ms(duration_us),
 			 memory_mb);
 	if (n >= 0 && (size_t)n < cap && max_memory_mb > 0)
-		n += snprintf(out + n, cap - (size_t)n, "\tMax Memory Used: %lld MB", max_memory_mb);
+		n +=
+		    snprintf(out + n, cap - (size_t)n, "\tMax Memory Used: %lld MB", max_memory_mb);
 	if (n >= 0 && (size_t)n < cap && init_us > 0)
 		n += snprintf(out + n, cap - (size_t)n, "\tInit Duration: %.2f ms",
 			      (double)init_us / 1000.0);

@@ -45,16 +45,16 @@ int td_queue_durability_parse(const char *name);
 const char *td_queue_durability_name(enum td_queue_durability d);
 
 struct td_queue_entry {
-        long long id;         /* assigned by the queue, unique among the stored entries */
-        const char *function; /* name; never NULL or empty */
-        const char *trigger;  /* name, or NULL (e.g. an Invoke API call with type Event) */
-        const void *event;    /* the serialised envelope, event_len bytes (from take(): plus
-                               * a NUL byte not counted in event_len) */
-        size_t event_len;
-        int attempts;           /* invocations already made */
-        long long enqueued_ms;  /* wall clock, ms, of the first enqueue (for max_event_age) */
-        long long due_ms;       /* not to be invoked before this wall clock time, ms */
-        const char *last_error; /* NULL before the first failure */
+	long long id;	      /* assigned by the queue, unique among the stored entries */
+	const char *function; /* name; never NULL or empty */
+	const char *trigger;  /* name, or NULL (e.g. an Invoke API call with type Event) */
+	const void *event;    /* the serialised envelope, event_len bytes (from take(): plus
+			       * a NUL byte not counted in event_len) */
+	size_t event_len;
+	int attempts;		/* invocations already made */
+	long long enqueued_ms;	/* wall clock, ms, of the first enqueue (for max_event_age) */
+	long long due_ms;	/* not to be invoked before this wall clock time, ms */
+	const char *last_error; /* NULL before the first failure */
 };
 
 struct td_queue;
@@ -68,7 +68,7 @@ struct td_queue;
  * database, is corrupt, holds another schema or a newer schema version, or is in use.
  */
 struct td_queue *td_queue_open(const char *dir, enum td_queue_durability d, char *err,
-                               size_t errlen);
+			       size_t errlen);
 /* Discards uncommitted changes (call td_queue_commit() first), frees every entry, also
  * the leased ones, and closes the file. NULL is ignored. */
 void td_queue_close(struct td_queue *q);
@@ -83,7 +83,7 @@ void td_queue_close(struct td_queue *q);
  * source). -TD_EINVAL for a bad entry, -TD_EIO (see below).
  */
 int td_queue_push(struct td_queue *q, const struct td_queue_entry *e, long long max_for_function,
-                  long long *id);
+		  long long *id);
 
 /*
  * Makes every change staged since the last commit durable, in one transaction; a no-op
@@ -111,7 +111,7 @@ int td_queue_commit(struct td_queue *q);
  * the database by primary key; never scans.
  */
 int td_queue_take(struct td_queue *q, const char *function, long long now_ms,
-                  const struct td_queue_entry **out, int limit);
+		  const struct td_queue_entry **out, int limit);
 
 /* The following three act on a leased entry: -TD_ENOTFOUND for an unknown id,
  * -TD_ESTATE for an entry that is not leased. The lease and its memory end. */

@@ -17,7 +17,8 @@ static uint64_t random64(void)
 		ssize_t n = getrandom(pool, sizeof pool, 0);
 		if (n != (ssize_t)sizeof pool) /* never expected; fall back to a weak mix */
 			for (int i = 0; i < 64; i++)
-				pool[i] = (uint64_t)(uintptr_t)&pool[i] * 0x9E3779B97F4A7C15ULL + (uint64_t)i;
+				pool[i] = (uint64_t)(uintptr_t)&pool[i] * 0x9E3779B97F4A7C15ULL +
+					  (uint64_t)i;
 		pool_left = 64;
 	}
 	return pool[--pool_left];
@@ -43,7 +44,7 @@ long long td_backoff_ms(int attempt, long long base_ms, long long cap_ms, long l
 void td_uuid4(char out[37])
 {
 	uint64_t hi = random64(), lo = random64();
-	hi = (hi & ~0xF000ULL) | 0x4000ULL;                       /* version 4 */
+	hi = (hi & ~0xF000ULL) | 0x4000ULL;			   /* version 4 */
 	lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL; /* variant 10 */
 	snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32),
 		 (unsigned)((hi >> 16) & 0xFFFF), (unsigned)(hi & 0xFFFF), (unsigned)(lo >> 48),

@@ -129,8 +129,8 @@ const struct td_global *td_source_global(const struct td_source *src)
 void td_source_set_ready(struct td_source *src, bool ready, const char *reason)
 {
 	pthread_mutex_lock(&src->health_lock);
-	bool changed = src->ready != ready ||
-		       (reason && (!src->reason || strcmp(src->reason, reason) != 0));
+	bool changed =
+	    src->ready != ready || (reason && (!src->reason || strcmp(src->reason, reason) != 0));
 	src->ready = ready;
 	free(src->reason);
 	src->reason = reason ? strdup(reason) : NULL;
@@ -435,13 +435,13 @@ static void settle(struct submission *sub, enum td_settle_status status, const c
 	for (int i = 0; i < n_ids; i++)
 		event_ids[i] = td_event_get(sub->events[i], "id");
 	struct td_settlement s = {
-		.status = status,
-		.accepted = sub->accepted,
-		.event_ids = event_ids,
-		.n_events = n_ids,
-		.result = sub->has_result ? &sub->result : NULL,
-		.retry_after_ms = retry_after_ms,
-		.reason = reason,
+	    .status = status,
+	    .accepted = sub->accepted,
+	    .event_ids = event_ids,
+	    .n_events = n_ids,
+	    .result = sub->has_result ? &sub->result : NULL,
+	    .retry_after_ms = retry_after_ms,
+	    .reason = reason,
 	};
 	if (status == TD_SETTLE_BUSY)
 		src->busy++;
@@ -530,8 +530,8 @@ static void finish_async(struct call *c, struct td_result *res);
 static void meter(struct call *c, const struct td_result *res)
 {
 	struct td_function *fn = c->inv.function;
-	long long duration_us = res->duration_us > 0 ? res->duration_us
-						     : (td_now_ns() - c->start_ns) / 1000;
+	long long duration_us =
+	    res->duration_us > 0 ? res->duration_us : (td_now_ns() - c->start_ns) / 1000;
 	bool error = res->status != TD_RESULT_OK;
 	td_meter_record(&fn->meter, duration_us, error, res->throttled, res->init_us > 0);
 	if (error)
@@ -660,7 +660,7 @@ struct destination_send {
 	size_t len;
 	long long queue_id; /* completed once the record is stored (0: none) */
 	int attempt;
-	bool failure;       /* on_failure: count dead letters */
+	bool failure; /* on_failure: count dead letters */
 	char function[128];
 };
 
@@ -684,9 +684,9 @@ static void destination_done(void *arg, bool ok, const char *error)
 	}
 	if (!ok) {
 		r->dead_letter_failures++;
-		td_logs_error(d->function, "destination %s failed %d times (%s); record dropped: %s",
-			      td_destination_spec(d->dest), d->attempt, error ? error : "?",
-			      d->record);
+		td_logs_error(
+		    d->function, "destination %s failed %d times (%s); record dropped: %s",
+		    td_destination_spec(d->dest), d->attempt, error ? error : "?", d->record);
 	}
 	if (d->queue_id > 0) {
 		/* The queue may be gone when this lands during shutdown. */
@@ -733,14 +733,15 @@ static void finish_async(struct call *c, struct td_result *res)
 	struct trigger_rt *t = find_trigger(r, c->inv.trigger);
 	long long retries = t ? t->conf->retries : 2;
 	long long max_age = t ? t->conf->max_event_age_ms : 6LL * 3600 * 1000;
-	long long base = t ? t->conf->backoff_base_ms : 1000, cap = t ? t->conf->backoff_cap_ms
-								       : 300000;
+	long long base = t ? t->conf->backoff_base_ms : 1000,
+		  cap = t ? t->conf->backoff_cap_ms : 300000;
 	int attempts = c->inv.attempt;
 	long long now = td_wall_ms();
 
 	if (res->status == TD_RESULT_OK) {
 		if (t && t->on_success)
-			send_to_destination(c, t->on_success, res, "Success", attempts, c->queue_id);
+			send_to_destination(c, t->on_success, res, "Success", attempts,
+					    c->queue_id);
 		else
 			td_queue_complete(r->queue, c->queue_id);
 		goto done;
@@ -748,13 +749,14 @@ static void finish_async(struct call *c, struct td_result *res)
 	/* Throttles are retried until the event is too old; other retryable failures up to
 	 * `retries` times; permanent failures at once to on_failure. */
 	bool too_old = now - c->enqueued_ms >= max_age;
-	bool may_retry = res->status == TD_RESULT_RETRY &&
-			 (res->throttled || attempts <= retries) && !too_old;
+	bool may_retry =
+	    res->status == TD_RESULT_RETRY && (res->throttled || attempts <= retries) && !too_old;
 	if (may_retry) {
 		long long delay = td_backoff_ms(attempts, base, cap, res->retry_after_ms);
 		if (now + delay - c->enqueued_ms < max_age) {
 			fn->retries++;
-			td_logs_info(fn->scope, "attempt %d of event %s failed (%s); retry in %lld ms",
+			td_logs_info(fn->scope,
+				     "attempt %d of event %s failed (%s); retry in %lld ms",
 				     attempts, td_event_get(c->inv.event, "id"),
 				     res->error ? res->error : "error", delay);
 			td_queue_retry(r->queue, c->queue_id, now + delay, res->error);
@@ -762,8 +764,8 @@ static void finish_async(struct call *c, struct td_result *res)
 		}
 		too_old = true;
 	}
-	const char *condition = too_old ? "EventAgeExceeded"
-			       : res->status == TD_RESULT_ERROR ? "PermanentError"
+	const char *condition = too_old				 ? "EventAgeExceeded"
+				: res->status == TD_RESULT_ERROR ? "PermanentError"
 								 : "RetriesExhausted";
 	fn->dead_lettered++;
 	td_logs_warn(fn->scope, "event %s failed after %d attempts (%s: %s)%s",
@@ -792,9 +794,11 @@ static void pump_function(struct td_router *r, struct td_function *fn, long long
 		for (int i = 0; i < n; i++) {
 			const struct td_queue_entry *e = entries[i];
 			char err[256];
-			struct td_event *ev = td_event_from_json(e->event, e->event_len, err, sizeof err);
+			struct td_event *ev =
+			    td_event_from_json(e->event, e->event_len, err, sizeof err);
 			if (!ev) {
-				td_logs_error(fn->scope, "queued entry %lld is unreadable (%s); removed",
+				td_logs_error(fn->scope,
+					      "queued entry %lld is unreadable (%s); removed",
 					      e->id, err);
 				td_queue_complete(r->queue, e->id);
 				continue;
@@ -952,7 +956,8 @@ static void dispatch(void *arg)
 		struct td_function *fn = t->function;
 		long long want = 0;
 		for (size_t k = 0; k < n; k++)
-			if (matches[k].t->function == fn && matches[k].t->conf->invocation == t->conf->invocation)
+			if (matches[k].t->function == fn &&
+			    matches[k].t->conf->invocation == t->conf->invocation)
 				want++;
 		if (t->conf->invocation == TD_INVOKE_SYNC &&
 		    fn->in_flight + want > fn->common->concurrency) {
@@ -980,12 +985,12 @@ static void dispatch(void *arg)
 			size_t len;
 			char *json = td_event_to_json(ev, &len);
 			struct td_queue_entry e = {
-				.function = td_function_name(t->function),
-				.trigger = t->conf->name,
-				.event = json,
-				.event_len = len,
-				.enqueued_ms = now,
-				.due_ms = now,
+			    .function = td_function_name(t->function),
+			    .trigger = t->conf->name,
+			    .event = json,
+			    .event_len = len,
+			    .enqueued_ms = now,
+			    .due_ms = now,
 			};
 			int rc = json ? td_queue_push(r->queue, &e, 0, NULL) : -TD_ENOMEM;
 			free(json);
@@ -1101,12 +1106,12 @@ static int build_triggers(struct td_router *r, struct trigger_rt **out, size_t *
 		t->index = i;
 		t->function = find_function(r, t->conf->function);
 		if (t->conf->on_success &&
-		    !(t->on_success = td_destination_create(t->conf->on_success, r->engine,
-							    destination_source, r, err, sizeof err)))
+		    !(t->on_success = td_destination_create(
+			  t->conf->on_success, r->engine, destination_source, r, err, sizeof err)))
 			goto fail;
 		if (t->conf->on_failure &&
-		    !(t->on_failure = td_destination_create(t->conf->on_failure, r->engine,
-							    destination_source, r, err, sizeof err)))
+		    !(t->on_failure = td_destination_create(
+			  t->conf->on_failure, r->engine, destination_source, r, err, sizeof err)))
 			goto fail;
 		continue;
 	fail:
@@ -1150,8 +1155,8 @@ struct td_router *td_router_create(struct td_engine *engine, struct td_config *c
 		free(r);
 		return NULL;
 	}
-	r->queue = td_queue_open(cfg->global.state_dir, cfg->global.queue_durability, err,
-				 sizeof err);
+	r->queue =
+	    td_queue_open(cfg->global.state_dir, cfg->global.queue_durability, err, sizeof err);
 	if (!r->queue) {
 		td_log_error("queue: %s", err);
 		goto fail;
@@ -1210,8 +1215,8 @@ int td_router_start(struct td_router *r)
 		if (rc < 0)
 			return rc;
 	}
-	td_log_info("started: %zu sources, %zu functions, %zu triggers", r->nsources,
-		    r->nfunctions, r->ntriggers);
+	td_log_info("started: %zu sources, %zu functions, %zu triggers", r->nsources, r->nfunctions,
+		    r->ntriggers);
 	return 0;
 }
 
@@ -1245,7 +1250,8 @@ int td_router_reload(struct td_router *r, struct td_config *cfg)
 		for (size_t k = 0; k < r->nfunctions; k++) {
 			struct td_function *f = r->functions[k];
 			if (!keep_fn[k] && strcmp(td_function_name(f), fc->name) == 0 &&
-			    f->ops == fc->ops && same_settings(fc->ops->options, f->conf->opts, fc->opts)) {
+			    f->ops == fc->ops &&
+			    same_settings(fc->ops->options, f->conf->opts, fc->opts)) {
 				old = f;
 				keep_fn[k] = true;
 			}
@@ -1261,7 +1267,8 @@ int td_router_reload(struct td_router *r, struct td_config *cfg)
 		for (size_t k = 0; k < r->nsources; k++) {
 			struct td_source *s = r->sources[k];
 			if (!keep_src[k] && strcmp(td_source_name(s), sc->name) == 0 &&
-			    s->ops == sc->ops && same_settings(sc->ops->options, s->conf->opts, sc->opts)) {
+			    s->ops == sc->ops &&
+			    same_settings(sc->ops->options, s->conf->opts, sc->opts)) {
 				old = s;
 				keep_src[k] = true;
 			}

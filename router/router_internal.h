@@ -88,16 +88,16 @@ struct submission {
 struct call {
 	struct td_invocation inv;
 	struct td_router *router;
-	struct submission *sub;        /* sync from a source */
-	struct trigger_rt *trigger;    /* may be NULL (Invoke API) */
+	struct submission *sub;	    /* sync from a source */
+	struct trigger_rt *trigger; /* may be NULL (Invoke API) */
 	size_t trigger_index;
-	long long queue_id;            /* async: the leased entry, else 0 */
+	long long queue_id; /* async: the leased entry, else 0 */
 	long long enqueued_ms;
 	long long start_ns;
 	void (*done)(void *arg, const struct td_result *result); /* Invoke API */
 	void *done_arg;
-	bool completed;                /* td_invocation_complete ran */
-	struct call *prev, *next;      /* the router's calls in flight */
+	bool completed;		  /* td_invocation_complete ran */
+	struct call *prev, *next; /* the router's calls in flight */
 };
 
 /* A direct async invoke waiting for its commit. */
@@ -129,6 +129,5 @@ struct td_router {
 	bool intake_stopped;
 	unsigned long long dead_letter_failures;
 };
-
 
 #endif

@@ -152,28 +152,29 @@ char *td_router_metrics(struct td_router *r)
 		const char *name, *help;
 		size_t offset;
 	} counters[] = {
-		{"triggerd_requests_total", "Billed requests per function (one per invocation).",
-		 offsetof(struct td_function, meter.requests)},
-		{"triggerd_billed_milliseconds_total",
-		 "Billed duration per function: each invocation rounded up to the next 1 ms.",
-		 offsetof(struct td_function, meter.billed_ms)},
-		{"triggerd_cold_starts_total", "Invocations that started a new runtime process.",
-		 offsetof(struct td_function, meter.cold_starts)},
-		{"triggerd_throttles_total",
-		 "Invocations refused or failed because the function was at its limit.",
-		 offsetof(struct td_function, throttled_refusals)},
-		{"triggerd_retries_total", "Async invocations scheduled again after a failure.",
-		 offsetof(struct td_function, retries)},
-		{"triggerd_dead_lettered_total",
-		 "Async events given up on (sent to on_failure, or dropped without one).",
-		 offsetof(struct td_function, dead_lettered)},
+	    {"triggerd_requests_total", "Billed requests per function (one per invocation).",
+	     offsetof(struct td_function, meter.requests)},
+	    {"triggerd_billed_milliseconds_total",
+	     "Billed duration per function: each invocation rounded up to the next 1 ms.",
+	     offsetof(struct td_function, meter.billed_ms)},
+	    {"triggerd_cold_starts_total", "Invocations that started a new runtime process.",
+	     offsetof(struct td_function, meter.cold_starts)},
+	    {"triggerd_throttles_total",
+	     "Invocations refused or failed because the function was at its limit.",
+	     offsetof(struct td_function, throttled_refusals)},
+	    {"triggerd_retries_total", "Async invocations scheduled again after a failure.",
+	     offsetof(struct td_function, retries)},
+	    {"triggerd_dead_lettered_total",
+	     "Async events given up on (sent to on_failure, or dropped without one).",
+	     offsetof(struct td_function, dead_lettered)},
 	};
 	for (size_t k = 0; k < sizeof counters / sizeof counters[0]; k++) {
 		family(&b, counters[k].name, "counter", counters[k].help);
 		for (size_t i = 0; i < r->nfunctions; i++) {
 			const unsigned long long *v =
-				(const void *)((const char *)r->functions[i] + counters[k].offset);
-			labelled(&b, counters[k].name, "function", td_function_name(r->functions[i]));
+			    (const void *)((const char *)r->functions[i] + counters[k].offset);
+			labelled(&b, counters[k].name, "function",
+				 td_function_name(r->functions[i]));
 			td_buf_printf(&b, " %llu\n", *v);
 		}
 	}
@@ -191,7 +192,8 @@ char *td_router_metrics(struct td_router *r)
 		unsigned long long cumulative = 0;
 		for (int k = 0; k <= TD_METER_PROM_BUCKETS; k++) {
 			cumulative += f->meter.prom[k];
-			td_buf_appends(&b, "triggerd_invocation_duration_seconds_bucket{function=\"");
+			td_buf_appends(&b,
+				       "triggerd_invocation_duration_seconds_bucket{function=\"");
 			append_label(&b, td_function_name(f));
 			if (k < TD_METER_PROM_BUCKETS)
 				td_buf_printf(&b, "\",le=\"%g\"} %llu\n",
@@ -209,7 +211,8 @@ char *td_router_metrics(struct td_router *r)
 	family(&b, "triggerd_queue_depth", "gauge", "Async events queued per function.");
 	for (size_t i = 0; i < r->nfunctions; i++) {
 		labelled(&b, "triggerd_queue_depth", "function", td_function_name(r->functions[i]));
-		td_buf_printf(&b, " %lld\n", td_queue_depth(r->queue, td_function_name(r->functions[i])));
+		td_buf_printf(&b, " %lld\n",
+			      td_queue_depth(r->queue, td_function_name(r->functions[i])));
 	}
 	family(&b, "triggerd_queue_oldest_age_seconds", "gauge",
 	       "Age of the oldest queued async event per function (0 when none).");
@@ -237,7 +240,9 @@ static void status_sources(struct td_router *r, struct td_buf *b)
 		td_buf_appends(b, ",\"kind\":");
 		append_json_str(b, s->ops->name);
 		td_buf_printf(b, ",\"state\":\"%s\",\"ready\":%s,\"last_error\":",
-			      s->stopped ? "stopped" : ready ? "running" : "degraded",
+			      s->stopped ? "stopped"
+			      : ready	 ? "running"
+					 : "degraded",
 			      ready ? "true" : "false");
 		append_json_str(b, ready ? NULL : reason);
 		td_buf_printf(b, ",\"received\":%llu,\"busy\":%llu,\"pending\":%d", s->received,
@@ -302,22 +307,24 @@ static void status_functions(struct td_router *r, struct td_buf *b, bool usage)
 			long long oldest = td_queue_oldest_ms(r->queue, name);
 			td_buf_appends(b, ",\"kind\":");
 			append_json_str(b, f->ops->name);
-			td_buf_printf(b,
-				      ",\"state\":\"running\",\"in_flight\":%d,\"concurrency\":%lld,"
-				      "\"timeout_ms\":%lld,\"queue_depth\":%lld,\"queue_oldest_age_ms\":"
-				      "%lld,\"invocations\":%llu,\"errors\":%llu,\"retries\":%llu,"
-				      "\"dead_lettered\":%llu",
-				      f->in_flight, f->common->concurrency, f->common->timeout_ms,
-				      td_queue_depth(r->queue, name), oldest > 0 ? now - oldest : 0,
-				      m->requests, f->errors, f->retries, f->dead_lettered);
+			td_buf_printf(
+			    b,
+			    ",\"state\":\"running\",\"in_flight\":%d,\"concurrency\":%lld,"
+			    "\"timeout_ms\":%lld,\"queue_depth\":%lld,\"queue_oldest_age_ms\":"
+			    "%lld,\"invocations\":%llu,\"errors\":%llu,\"retries\":%llu,"
+			    "\"dead_lettered\":%llu",
+			    f->in_flight, f->common->concurrency, f->common->timeout_ms,
+			    td_queue_depth(r->queue, name), oldest > 0 ? now - oldest : 0,
+			    m->requests, f->errors, f->retries, f->dead_lettered);
 		}
 		td_buf_printf(b,
 			      ",\"requests\":%llu,\"errors\":%llu,\"throttles\":%llu,"
 			      "\"billed_ms\":%llu,\"memory_mb\":%lld,\"gb_seconds\":%.6f,"
 			      "\"cold_starts\":%llu,\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
-			      m->requests, m->errors, m->throttles + f->throttled_refusals, m->billed_ms,
-			      m->memory_mb, td_gb_seconds(m->billed_ms, m->memory_mb), m->cold_starts,
-			      td_meter_quantile(m, 0.5), td_meter_quantile(m, 0.99));
+			      m->requests, m->errors, m->throttles + f->throttled_refusals,
+			      m->billed_ms, m->memory_mb, td_gb_seconds(m->billed_ms, m->memory_mb),
+			      m->cold_starts, td_meter_quantile(m, 0.5),
+			      td_meter_quantile(m, 0.99));
 	}
 	td_buf_appendc(b, ']');
 }

@@ -31,8 +31,8 @@ int td_engine_call(struct td_engine *engine, void (*fn)(void *arg), void *arg);
 /* One-shot timers on the engine thread. td_timer_cancel returns false when the timer
  * already ran or was cancelled; a timer may be cancelled from inside its own callback. */
 struct td_timer;
-struct td_timer *td_timer_add(struct td_engine *engine, long long delay_ms,
-			      void (*fn)(void *arg), void *arg);
+struct td_timer *td_timer_add(struct td_engine *engine, long long delay_ms, void (*fn)(void *arg),
+			      void *arg);
 bool td_timer_cancel(struct td_engine *engine, struct td_timer *timer);
 
 /*

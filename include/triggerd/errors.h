@@ -10,13 +10,13 @@
 
 enum {
 	TD_OK = 0,
-	TD_EINVAL = 1,   /* bad input: syntax, type, range */
-	TD_ENOMEM = 2,   /* allocation failed */
-	TD_EIO = 3,      /* a system call or a library failed */
+	TD_EINVAL = 1,	  /* bad input: syntax, type, range */
+	TD_ENOMEM = 2,	  /* allocation failed */
+	TD_EIO = 3,	  /* a system call or a library failed */
 	TD_ENOTFOUND = 4, /* no such name */
-	TD_EFULL = 5,    /* a queue or a limit is full: back off and retry */
+	TD_EFULL = 5,	  /* a queue or a limit is full: back off and retry */
 	TD_ETIMEDOUT = 6,
-	TD_ESTATE = 7,   /* not allowed in the current state */
+	TD_ESTATE = 7, /* not allowed in the current state */
 };
 
 /* Writes the message into err (when err is not NULL and errlen > 0) and returns

@@ -52,17 +52,17 @@
 struct td_event;
 
 enum td_data_kind {
-        TD_DATA_NONE,   /* no payload */
-        TD_DATA_JSON,   /* the bytes are one valid JSON value */
-        TD_DATA_TEXT,   /* valid UTF-8, not JSON: a JSON string in the JSON form */
-        TD_DATA_BINARY, /* anything else: data_base64 in the JSON form */
+	TD_DATA_NONE,	/* no payload */
+	TD_DATA_JSON,	/* the bytes are one valid JSON value */
+	TD_DATA_TEXT,	/* valid UTF-8, not JSON: a JSON string in the JSON form */
+	TD_DATA_BINARY, /* anything else: data_base64 in the JSON form */
 };
 
 /* The CloudEvents type of an extension value. */
 enum td_attr_type {
-        TD_ATTR_STRING,
-        TD_ATTR_INTEGER, /* the value is its decimal text, -2147483648..2147483647 */
-        TD_ATTR_BOOLEAN, /* the value is "true" or "false" */
+	TD_ATTR_STRING,
+	TD_ATTR_INTEGER, /* the value is its decimal text, -2147483648..2147483647 */
+	TD_ATTR_BOOLEAN, /* the value is "true" or "false" */
 };
 
 /* Limits: extensions per event, and the JSON nesting a JSON payload may have (one
@@ -73,8 +73,8 @@ enum td_attr_type {
 
 /* A header as an HTTP server or client sees it (name compared case-insensitively). */
 struct td_http_header {
-        const char *name;
-        const char *value;
+	const char *name;
+	const char *value;
 };
 
 /* NULL when out of memory. */
@@ -100,7 +100,7 @@ int td_event_setn(struct td_event *ev, const char *name, const char *value, size
  * "true" or "false". Core attributes accept only TD_ATTR_STRING.
  */
 int td_event_set_typed(struct td_event *ev, const char *name, const char *value, size_t len,
-                       enum td_attr_type type);
+		       enum td_attr_type type);
 /* Integer and Boolean extensions; -TD_EINVAL for a core name or a value out of range. */
 int td_event_set_int(struct td_event *ev, const char *name, long long value);
 int td_event_set_bool(struct td_event *ev, const char *name, bool value);
@@ -184,9 +184,9 @@ struct td_event *td_event_from_json(const char *text, size_t len, char *err, siz
  * without a payload. The strings passed to emit live only during the call.
  */
 struct td_event *td_event_from_http(const struct td_http_header *headers, size_t nheaders,
-                                    const void *body, size_t len, char *err, size_t errlen);
+				    const void *body, size_t len, char *err, size_t errlen);
 void td_event_http_headers(const struct td_event *ev,
-                           void (*emit)(void *arg, const char *name, const char *value), void *arg);
+			   void (*emit)(void *arg, const char *name, const char *value), void *arg);
 /* True when the headers make a CloudEvents request (ce-specversion or the content type
  * application/cloudevents..., batched included, so that the caller reports its error). */
 bool td_event_http_is_cloudevent(const struct td_http_header *headers, size_t nheaders);

@@ -23,9 +23,9 @@ int td_log_level_parse(const char *name);
 
 /* scope is "kafka:orders", "engine", ... or NULL. Do not call directly: use the macros. */
 void td_log_write(enum td_log_level level, const char *scope, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void td_log_vwrite(enum td_log_level level, const char *scope, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+    __attribute__((format(printf, 3, 0)));
 
 /* A token bucket per call site: true when a record may be written now (at most
  * burst records, then one every interval_ms). *state is owned by the caller. */
@@ -35,10 +35,10 @@ struct td_log_ratelimit {
 };
 bool td_log_ratelimit(struct td_log_ratelimit *state, int burst, long long interval_ms);
 
-#define TD_LOG_AT(level, scope, ...)                                                       \
-	do {                                                                               \
-		if ((level) <= td_log_threshold)                                           \
-			td_log_write((level), (scope), __VA_ARGS__);                       \
+#define TD_LOG_AT(level, scope, ...)                                                               \
+	do {                                                                                       \
+		if ((level) <= td_log_threshold)                                                   \
+			td_log_write((level), (scope), __VA_ARGS__);                               \
 	} while (0)
 
 #define td_log_error(...) TD_LOG_AT(TD_LOG_ERROR, NULL, __VA_ARGS__)

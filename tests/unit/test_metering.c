@@ -12,8 +12,8 @@ Test(metering, billed_duration_rounds_up_to_the_next_ms)
 {
 	struct {
 		long long us, billed;
-	} cases[] = {{0, 1}, {1, 1}, {999, 1}, {1000, 1}, {1001, 2}, {12340, 13}, {12000, 12},
-		     {2999999, 3000}, {-5, 1}};
+	} cases[] = {{0, 1},	  {1, 1},      {999, 1},	{1000, 1}, {1001, 2},
+		     {12340, 13}, {12000, 12}, {2999999, 3000}, {-5, 1}};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		cr_expect_eq(td_billed_ms(cases[i].us), cases[i].billed, "%lld us -> %lld ms",
 			     cases[i].us, td_billed_ms(cases[i].us));
