@@ -1040,7 +1040,7 @@ Test(http_function, concurrent_calls_run_in_parallel, .timeout = 30)
 	srv_stop(s);
 }
 
-Test(http_function, shutdown_drops_calls_in_flight_without_completing_them, .timeout = 30)
+Test(http_function, shutdown_cancels_transfers_and_answers_callers_busy, .timeout = 30)
 {
 	struct srv *s =
 	    srv_start(&(struct srv_reply){.status = 200, .body = "never", .delay_ms = 5000}, 1);
@@ -1055,12 +1055,16 @@ Test(http_function, shutdown_drops_calls_in_flight_without_completing_them, .tim
 	    .h = &h, .function = "f", .ev = sample_event("{}", NULL), .n = 4, .stop_after_ms = 300};
 	run_batch(&b);
 	cr_expect_eq(b.finished, 0);
-	/* The router drops its calls and the kind cancels its transfers (ASan checks that
-	 * nothing leaks or is touched after it is freed). */
+	/* The router drops its calls, the kind cancels its transfers without completing
+	 * them (ASan checks that nothing leaks or is touched after it is freed), and each
+	 * direct caller hears a retryable "shutting down". */
 	harness_finish(&h);
-	for (int i = 0; i < 4; i++)
-		cr_expect_not(b.out[i].done);
-	td_event_unref(b.ev);
+	for (int i = 0; i < 4; i++) {
+		cr_expect(b.out[i].done, "call %d got no answer at shutdown", i);
+		cr_expect_eq(b.out[i].res.status, TD_RESULT_RETRY);
+		cr_expect_eq(b.out[i].res.http_status, 503);
+	}
+	batch_clear(&b);
 	srv_stop(s);
 }
 
