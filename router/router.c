@@ -346,6 +346,11 @@ static void reap_retired(struct td_router *r)
 static struct td_function *function_new(struct td_router *r, struct generation *gen,
 					const struct td_function_conf *conf)
 {
+	if (!conf->ops->invoke) {
+		td_log_error("%s:%d: function %s: kind %s cannot run in this version of triggerd",
+			     conf->file, conf->line, conf->name, conf->ops->name);
+		return NULL;
+	}
 	struct td_function *f = calloc(1, sizeof *f);
 	if (!f)
 		return NULL;
