@@ -9,29 +9,40 @@
  * kafka_offsets.c (which offsets are settled; the commit position).
  *
  * Threads. librdkafka keeps its own threads. One consumer thread per source polls the
- * consumer, turns records into events (the costly part, off the engine) and hands them
- * to the engine in chunks (td_engine_call), each record tagged with its partition
- * object. Everything else runs on the engine thread: the per-partition schedulers,
- * submissions and settlements, retries, bisection, dead letters, offset stores
- * (rd_kafka_offsets_store) and pause/resume, all of which librdkafka allows from any
- * thread. Rebalance callbacks run on the consumer thread: an assignment hands new
- * partition objects to the engine; a revocation asks the engine to finish or give up the
- * partitions' work and waits for its answer (at most rebalance_grace, and never once the
- * source stops), then commits and unassigns. Producing (kafka:// destinations, dead
- * letters) uses a second, lazily made producer handle with its own poll thread, whose
- * delivery reports come back through td_engine_call.
+ * consumer, turns records into events (batch_size 1) or directly into their JSON (batch
+ * mode), the costly part, off the engine, and hands them to the engine in chunks
+ * (td_engine_call), each record tagged with its partition object. Everything else runs
+ * on the engine thread: the per-partition schedulers, submissions and settlements,
+ * retries, bisection, dead letters, offset stores and pause/resume, all of which
+ * librdkafka allows from any thread. Rebalance callbacks run on the consumer thread: an
+ * assignment hands new partition objects to the engine; a revocation asks the engine to
+ * finish or give up the partitions' work and waits for its answer (at most
+ * rebalance_grace, and never once the source stops), then commits and unassigns.
+ * Producing (kafka:// destinations, dead letters) uses a second, lazily made producer
+ * handle with its own poll thread, whose delivery reports come back through
+ * td_engine_call.
  *
  * Offsets. enable.auto.offset.store is off and auto commit is on: the engine stores
- * position = first unsettled offset per partition (kafka_offsets.h) whenever it moves,
- * librdkafka commits stored offsets every auto.commit.interval.ms, and revocation and
- * shutdown commit synchronously. A record that fails is retried (retries, backoff.*),
- * split when bisect_on_error is set, and given up only through on_failure (whose
- * delivery is awaited) or with an error in the log: never skipped silently.
+ * position = first unsettled offset per partition (kafka_offsets.h) within a few ms of
+ * moving (one rd_kafka_offsets_store for every partition that moved), librdkafka
+ * commits stored offsets every auto.commit.interval.ms, and revocation and shutdown
+ * commit synchronously. A record that fails is retried (retries, backoff.*), split when
+ * bisect_on_error is set, and given up only through on_failure (whose delivery is
+ * awaited) or with an error in the log: never skipped silently.
  *
- * Backpressure. A busy settlement (queue full, concurrency reached) pauses the
- * partition in librdkafka and retries the batch after the router's retry_after (at most
- * 1 s, and at once when another batch of the source was taken); a partition with too
- * many records waiting is paused too, and resumed when they drain.
+ * Flow and backpressure. The consumer thread stops reading while the partitions that
+ * flow hold two batches' worth of records each (at least FLOW_MIN); records then wait
+ * in librdkafka's bounded prefetch queue, not in memory of ours. A partition is paused
+ * in librdkafka only when it is stuck (records wait and none started for STUCK_MS: a
+ * failing record retried, a slow key), when its function is busy (a busy settlement:
+ * queue full, concurrency reached; the batch is offered again after the router's
+ * retry_after, at most 1 s, and at once when another batch of the source was taken), or
+ * when it holds buffer_max records; it is resumed once it is down to one batch. Paused
+ * partitions do not count in the flow, so a stuck one does not hold the others back.
+ * librdkafka 2.0 has two habits this works around: a resume restarts the partition
+ * from the stored offset (records that come twice are dropped by the scheduler), and a
+ * partition whose prefetch queue filled up is fetched again only about a second after
+ * it drained, which kick() cuts short.
  *
  * Life cycle. stop() stops intake and joins the consumer thread but leaves the consumer
  * in the group, so that settlements arriving during the shutdown grace still store their
@@ -561,13 +572,19 @@ static struct kpart *part_of(const struct td_kafka_batch *b)
 	return (struct kpart *)((char *)b->sched - offsetof(struct kpart, sched));
 }
 
+/* A record and its item are one allocation (struct krec); the scheduler frees the
+ * record, this frees what the item holds. */
+struct krec {
+	struct td_kafka_rec r; /* first: free(&krec->r) frees the block */
+	struct kitem it;
+};
+
 static void item_free(void *p)
 {
 	struct kitem *it = p;
 	td_event_unref(it->ev);
 	free(it->json);
 	free(it->subject);
-	free(it);
 }
 
 /* The record's event, made from its JSON when only that was kept; NULL if unreadable. */
@@ -1772,8 +1789,12 @@ static void message_error(struct kafka_ctx *ctx, const rd_kafka_message_t *m)
 		pthread_mutex_lock(&rt->lock);
 		rt->probe_now = true;
 		pthread_mutex_unlock(&rt->lock);
-		health_set(rt, rt->topics_err, sizeof rt->topics_err, "topic \"%s\": %s",
-			   topic ? topic : "?", what);
+		if (m->err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+			health_set(rt, rt->topics_err, sizeof rt->topics_err,
+				   "topic \"%s\": not authorized", topic ? topic : "?");
+		else
+			health_set(rt, rt->topics_err, sizeof rt->topics_err,
+				   "topic \"%s\" does not exist", topic ? topic : "?");
 	}
 	if (rt_ratelimit(rt, &rt->rl_error))
 		td_logs_warn(rt->scope, "consumer: %s%s%s", topic ? topic : "", topic ? ": " : "",
@@ -1829,12 +1850,11 @@ static void take_message(struct kafka_ctx *ctx, const rd_kafka_message_t *m)
 	    .headers = hs,
 	    .nheaders = nh,
 	};
-	struct kitem *it = calloc_wait(ctx, sizeof *it);
-	struct td_kafka_rec *r = it ? calloc_wait(ctx, sizeof *r) : NULL;
-	if (!it || !r) {
-		free(it);
+	struct krec *kr = calloc_wait(ctx, sizeof *kr);
+	if (!kr)
 		goto out;
-	}
+	struct td_kafka_rec *r = &kr->r;
+	struct kitem *it = &kr->it;
 	char err[300];
 	it->ts_ms = rec.timestamp_ms;
 	it->ts_type = rec.timestamp_type;
@@ -2356,7 +2376,7 @@ static int kafka_start(struct td_source *src)
 	}
 	/* Defaults the user may change, then the user's, then what triggerd manages. */
 	if (set_conf(conf, "client.id", "triggerd", why, sizeof why) < 0 ||
-	    set_conf(conf, "queued.max.messages.kbytes", "2048", why, sizeof why) < 0 ||
+	    set_conf(conf, "queued.max.messages.kbytes", "1024", why, sizeof why) < 0 ||
 	    set_conf(conf, "queued.min.messages", "10000", why, sizeof why) < 0)
 		goto fail;
 	for (size_t i = 0; i < o->rdkafka.n; i++) {

@@ -275,20 +275,69 @@ static bool ce_string(const void *v, size_t n)
 	return true;
 }
 
-/* event.h's text of a time in ms ("2026-11-27T08:00:00.123Z"); false out of range. */
+/* The decimal text of v (no printf on the hot path); returns its length. */
+static size_t fmt_ll(char out[24], long long v)
+{
+	char tmp[24];
+	size_t n = 0, k = 0;
+	unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+	do
+		tmp[n++] = (char)('0' + u % 10);
+	while ((u /= 10) > 0);
+	if (v < 0)
+		out[k++] = '-';
+	while (n > 0)
+		out[k++] = tmp[--n];
+	out[k] = '\0';
+	return k;
+}
+
+static void put2(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+}
+
+/* event.h's text of a time in ms ("2026-11-27T08:00:00.123Z"); false out of range.
+ * Civil date from days since the epoch (proleptic Gregorian), without gmtime. */
 static bool format_time_ms(long long unix_ms, char out[40])
 {
 	long long secs = unix_ms / 1000, ms = unix_ms % 1000;
-	struct tm tm;
 	if (ms < 0) {
 		ms += 1000;
 		secs--;
 	}
-	time_t t = (time_t)secs;
-	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
+	long long days = secs / 86400, rem = secs % 86400;
+	if (rem < 0) {
+		rem += 86400;
+		days--;
+	}
+	long long z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+	long long doe = z - era * 146097;
+	long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	long long mp = (5 * doy + 2) / 153;
+	int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
+	long long y = yoe + era * 400 + (m <= 2);
+	if (y < 0 || y > 9999)
 		return false;
-	snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+	put2(out, (int)(y / 100));
+	put2(out + 2, (int)(y % 100));
+	out[4] = '-';
+	put2(out + 5, m);
+	out[7] = '-';
+	put2(out + 8, d);
+	out[10] = 'T';
+	put2(out + 11, (int)(rem / 3600));
+	out[13] = ':';
+	put2(out + 14, (int)(rem / 60 % 60));
+	out[16] = ':';
+	put2(out + 17, (int)(rem % 60));
+	out[19] = '.';
+	out[20] = (char)('0' + ms / 100);
+	put2(out + 21, (int)(ms % 100));
+	out[23] = 'Z';
+	out[24] = '\0';
 	return true;
 }
 
@@ -346,10 +395,15 @@ int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *
 	int exts = 3;
 
 	*has_subject = subject;
-	char id[320];
-	snprintf(id, sizeof id, "%s-%d-%lld", r->topic, r->partition, r->offset);
-	td_buf_appends(b, "{\"specversion\":\"1.0\",\"id\":");
-	td_json_append_cstr(b, id);
+	char part[24], off[24];
+	size_t part_len = fmt_ll(part, r->partition), off_len = fmt_ll(off, r->offset);
+	td_buf_appends(b, "{\"specversion\":\"1.0\",\"id\":\"");
+	td_buf_appends(b, r->topic);
+	td_buf_appendc(b, '-');
+	td_buf_append(b, part, part_len);
+	td_buf_appendc(b, '-');
+	td_buf_append(b, off, off_len);
+	td_buf_appendc(b, '"');
 	member(b, "source");
 	td_json_append_cstr(b, source_attr);
 	td_buf_appends(b, ",\"type\":\"" TD_KAFKA_RECORD_TYPE "\"");
@@ -358,8 +412,9 @@ int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *
 		td_json_append_string(b, r->key, r->key_len);
 	}
 	if (has_time) {
-		member(b, "time");
-		td_buf_printf(b, "\"%s\"", time_text);
+		td_buf_appends(b, ",\"time\":\"");
+		td_buf_append(b, time_text, 24);
+		td_buf_appendc(b, '"');
 	}
 	if (ct) {
 		member(b, "datacontenttype");
@@ -367,11 +422,16 @@ int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *
 	}
 	member(b, "kafkatopic");
 	td_json_append_cstr(b, r->topic);
-	td_buf_printf(b, ",\"kafkapartition\":%d,\"kafkaoffset\":", r->partition);
-	if (r->offset >= 0 && r->offset <= INT32_MAX)
-		td_buf_printf(b, "%lld", r->offset);
-	else
-		td_buf_printf(b, "\"%lld\"", r->offset);
+	td_buf_appends(b, ",\"kafkapartition\":");
+	td_buf_append(b, part, part_len);
+	td_buf_appends(b, ",\"kafkaoffset\":");
+	if (r->offset >= 0 && r->offset <= INT32_MAX) {
+		td_buf_append(b, off, off_len);
+	} else {
+		td_buf_appendc(b, '"');
+		td_buf_append(b, off, off_len);
+		td_buf_appendc(b, '"');
+	}
 	if (r->timestamp_ms >= 0 && r->timestamp_type == TD_KAFKA_TS_LOG_APPEND) {
 		td_buf_appends(b, ",\"kafkatimestamptype\":\"LOG_APPEND_TIME\"");
 		exts++;

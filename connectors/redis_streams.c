@@ -12,32 +12,34 @@
  * Threads and connections. Each instance has two threads with a blocking hiredis
  * connection each, so that an acknowledgement never waits behind a blocked read:
  *   - the reader runs XREADGROUP (its own pending entries first, then ">" with BLOCK),
- *     XAUTOCLAIM on a timer, and XPENDING to learn delivery counts; it builds the
- *     events and submits them;
- *   - the writer runs what settling asks for, pipelined: XACK (coalesced per stream),
- *     dead letters (XADD to the dead-letter stream, and once that succeeded the XACK:
- *     a crash in between writes a dead letter twice but never loses one; MULTI would
- *     not help, since EXEC runs the XACK even when the XADD fails), XCLAIM to record a
- *     new delivery count or
- *     to keep held entries from looking idle to other instances, XADD for redis://
- *     destinations, and CLIENT UNBLOCK to wake the reader when a stream it is not
- *     blocked on may be read again.
- * The router calls start/stop/settle/destroy/publish on the engine thread. Everything
- * the threads share sits behind one mutex: the per-stream lists of entries held in
- * memory (sorted by id; each WAITING to be submitted, INFLIGHT in a submission, or
- * ACKING until the writer removed it from the group's pending list), the writer's jobs
- * and the flags. Network I/O never happens under the mutex.
+ *     XAUTOCLAIM and the clean-up of idle consumers every claim_idle/2, and XPENDING to
+ *     learn delivery counts; it builds the events and submits them;
+ *   - the writer runs what settling asks for, pipelined: XACK (coalesced per stream);
+ *     dead letters (XADD to the dead-letter stream, then, once that succeeded, XACK: a
+ *     crash in between writes a dead letter twice but never loses one, and MULTI would
+ *     not help since EXEC runs the XACK even when the XADD fails); XCLAIM to record a
+ *     new delivery count, or to keep held entries from looking idle to other
+ *     instances; XADD for redis:// destinations; and CLIENT UNBLOCK to wake the reader
+ *     when a stream it is not blocked on may be read again.
+ * The router calls start/stop/settle/destroy/publish on the engine thread. stop joins
+ * the reader; the writer lives on until destroy, so that entries settled while the
+ * router drains are still acknowledged. Everything the threads share sits behind one
+ * mutex: the per-stream lists of entries held in memory (sorted by id; each WAITING to
+ * be submitted, INFLIGHT in a submission, or ACKING until the writer removed it from
+ * the group's pending list), the writer's jobs and the flags. Network I/O never happens
+ * under the mutex.
  *
- * Order and read-ahead. When a sync trigger reads the source, a stream has one unit
- * (an entry, or a batch of batch_size entries) in flight at a time: the next waits until
+ * Order and read-ahead. When a sync trigger reads the source, a stream has one unit (an
+ * entry, or a batch of batch_size entries) in flight at a time: the next waits until
  * the previous one settled, and a failed unit is delivered again (with backoff) before
  * anything after it. With async triggers only, units are submitted as fast as the
- * router takes them, up to a bounded number in flight per stream; when a function's
- * queue is full the router answers busy, the units wait in memory and are offered
- * again every BUSY_PROBE_MS (at most retry_after), and reading stops while the stream
- * holds its share (count entries): memory stays bounded. Which case applies is read from the
- * configuration's triggers at start (the router does not say; see sync_trigger_reads()); a sync
- * answer seen later switches the instance to stream order.
+ * router takes them, up to READAHEAD_UNITS x count entries in flight per stream; when a
+ * function's queue is full the router answers busy, the units wait in memory and are
+ * offered again every BUSY_PROBE_MS (at most retry_after), and reading stops while the
+ * stream holds its share (count entries): memory stays bounded. Which case applies is
+ * read from the configuration's triggers at start (the router does not say; see
+ * sync_trigger_reads()); a sync answer seen later switches the instance to stream
+ * order.
  *
  * Delivery counts are Redis's own (XPENDING): an entry read with ">" is at 1; own
  * pending entries read again and entries taken over by XAUTOCLAIM are counted by
@@ -477,20 +479,7 @@ static char *dup_text(const char *s, size_t max)
  */
 static bool sync_trigger_reads(struct td_source *src)
 {
-	const struct td_global *g = td_source_global(src);
-	const struct td_config *cfg =
-	    (const struct td_config *)(const void *)((const char *)g -
-						     offsetof(struct td_config, global));
-	const char *name = td_source_name(src);
-	for (size_t i = 0; i < cfg->ntriggers; i++) {
-		const struct td_trigger *t = &cfg->triggers[i];
-		if (!t->enabled || t->invocation != TD_INVOKE_SYNC)
-			continue;
-		for (size_t k = 0; k < t->sources.n; k++)
-			if (strcmp(t->sources.v[k], name) == 0)
-				return true;
-	}
-	return false;
+	return td_source_has_sync_triggers(src);
 }
 
 static void entry_free(struct entry *en)

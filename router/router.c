@@ -180,6 +180,11 @@ int td_source_submit(struct td_source *src, struct td_event **events, int n, voi
 	return 0;
 }
 
+bool td_source_has_sync_triggers(struct td_source *src)
+{
+	return atomic_load(&src->has_sync);
+}
+
 bool td_source_can_publish(const struct td_source *src)
 {
 	return src->ops->publish != NULL;
@@ -414,6 +419,12 @@ static int source_build_rules(struct td_router *r, struct td_source *s)
 		}
 		s->rules[s->nrules++] = t;
 	}
+	bool sync = false;
+	for (size_t i = 0; i < s->nrules; i++)
+		sync |= s->rules[i]->conf->invocation == TD_INVOKE_SYNC;
+	for (size_t i = 0; i < s->nalways; i++)
+		sync |= s->always[i]->conf->invocation == TD_INVOKE_SYNC;
+	atomic_store(&s->has_sync, sync);
 	if (td_pattern_set_compile(s->set) < 0 || !(s->matcher = td_matcher_create(s->set)))
 		return -TD_ENOMEM;
 	return 0;
@@ -975,7 +986,7 @@ static void dispatch(void *arg)
 		    td_queue_depth(r->queue, td_function_name(fn)) + want > fn->common->queue_max) {
 			fn->throttled_refusals++;
 			free(matches);
-			settle(sub, TD_SETTLE_BUSY, "function queue full", 5000);
+			settle(sub, TD_SETTLE_BUSY, "function queue full", 1000);
 			return;
 		}
 	}

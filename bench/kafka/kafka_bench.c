@@ -155,7 +155,8 @@ static void *function_main(void *arg)
 static void start_function(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK),
 				.sin_port = htons((unsigned short)port)};
 	socklen_t len = sizeof a;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -296,9 +297,10 @@ static void fill(const char *bootstrap, long long n, int partitions)
 		die(err);
 	for (long long i = 0; i < n; i++) {
 		int kl = snprintf(key, sizeof key, "k%lld", i);
-		int vl = snprintf(value, sizeof value, "{\"i\":%lld,\"pad\":\"%.*s\"}", i, 80,
-				  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-				  "xxxxxxxxxxxxxxxxxxxxxxxx");
+		int vl = snprintf(
+		    value, sizeof value, "{\"i\":%lld,\"pad\":\"%.*s\"}", i, 80,
+		    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		    "xxxxxxxxxxxxxxxxxxxxxxxx");
 		while (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC("bench"),
 					 RD_KAFKA_V_PARTITION((int)(i % partitions)),
 					 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),

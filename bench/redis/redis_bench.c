@@ -469,7 +469,8 @@ static void latency(const char *triggerd, long long rate, long long seconds, dou
 	long long t0 = now_ns();
 	for (long long i = 0; i < total; i++) {
 		long long due = t0 + i * interval;
-		while (now_ns() < due)
+		struct timespec at = {.tv_sec = due / 1000000000LL, .tv_nsec = due % 1000000000LL};
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) == EINTR)
 			;
 		char stamp[32];
 		snprintf(stamp, sizeof stamp, "%lld", now_ns());

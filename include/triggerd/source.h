@@ -112,6 +112,9 @@ struct td_http_server *td_source_webhook_http(struct td_source *src);
  * called; answer the source as busy.
  */
 int td_source_submit(struct td_source *src, struct td_event **events, int n, void *handle);
+/* Whether a sync trigger names this source now (it changes on reload): a log source
+ * keeps order for sync triggers and may read ahead for async ones. Any thread. */
+bool td_source_has_sync_triggers(struct td_source *src);
 /* Health for /readyz and /v1/sources: ready or not, and why (copied). */
 void td_source_set_ready(struct td_source *src, bool ready, const char *reason);
 /* Counts an HTTP response of a webhook source by status (for /metrics). */

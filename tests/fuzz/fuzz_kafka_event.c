@@ -101,7 +101,7 @@ static void fuzz_record(struct reader *r)
 	    .key_len = key ? klen : 0,
 	    .value = r->n % 5 == 4 ? NULL : r->p,
 	    .value_len = r->n % 5 == 4 ? 0 : r->n,
-	    .timestamp_ms = (long long)nh * 86400000LL * 365,
+	    .timestamp_ms = (long long)nh * 86400000LL * 365 * 40 + (long long)klen * 1000003LL,
 	    .timestamp_type = nh % 3,
 	    .headers = hs,
 	    .nheaders = n,

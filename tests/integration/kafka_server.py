@@ -7,6 +7,9 @@ triggerd connects to it exactly as to a real broker. It is a mock, not Apache Ka
 keeps partitions in memory, joining a group takes about 3 s, and it implements what
 librdkafka's clients use. The same tool produces records, reads topics and reports a
 group's committed offsets. Every process started here is stopped by its PID.
+
+kafka_config() makes the triggerd configuration the Kafka tests share: one kafka source
+"in", one http function "fn", one trigger "t", with settings that suit the mock.
 """
 import base64
 import json
@@ -47,13 +50,14 @@ class MockKafka:
                               input=stdin, capture_output=True, timeout=timeout)
 
     def produce(self, topic, records):
-        """records: dicts with optional partition, key, value (str, bytes or None) and
-        headers (list of (name, value)); bytes travel as base64."""
+        """records: dicts with optional partition, key, value (str, bytes or None),
+        headers (list of (name, value)) and timestamp (ms); bytes travel as base64."""
         lines = []
         for r in records:
             out = {}
-            if "partition" in r:
-                out["partition"] = r["partition"]
+            for field in ("partition", "timestamp"):
+                if field in r:
+                    out[field] = r[field]
             for field in ("key", "value"):
                 if field not in r:
                     continue
@@ -118,6 +122,26 @@ class MockKafka:
                 self.proc.wait(5)
         self.proc.stdout.close()
         self.proc.stderr.close()
+
+
+# Quick settings for the mock cluster: short fetch waits, frequent commits, a short
+# session so that a dead member leaves the group soon.
+FAST = ('"fetch.wait.max.ms=20", "auto.commit.interval.ms=100", '
+        '"session.timeout.ms=6000", "heartbeat.interval.ms=300"')
+
+
+def kafka_config(bootstrap, fn_url, topics='"orders"', group="g", source="",
+                 trigger="", function="concurrency = 64;", invocation="sync", log="info"):
+    return f"""
+log = {{ level = "{log}"; }};
+sources = ( {{ name = "in"; kind = "kafka"; brokers = ["{bootstrap}"]; topics = [{topics}];
+              group = "{group}"; start = "earliest"; rdkafka = [{FAST}];
+              backoff = {{ base = "50ms"; cap = "200ms"; }}; {source} }} );
+functions = ( {{ name = "fn"; kind = "http"; url = "{fn_url}"; timeout = "10s";
+                {function} }} );
+triggers = ( {{ name = "t"; sources = ["in"]; function = "fn"; invocation = "{invocation}";
+               {trigger} }} );
+"""
 
 
 @pytest.fixture

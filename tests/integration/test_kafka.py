@@ -13,7 +13,6 @@ test_kafka_faults.py.
 """
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -21,29 +20,9 @@ import time
 import pytest
 
 from conftest import binary, free_port, http_request
-from kafka_server import mock_kafka, wait_until  # noqa: F401 (fixture)
+from kafka_server import kafka_config, mock_kafka, wait_until  # noqa: F401 (fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-# Quick settings for the mock cluster: short fetch waits, frequent commits, a short
-# session so that a dead member leaves the group soon.
-FAST = ('"fetch.wait.max.ms=20", "auto.commit.interval.ms=100", '
-        '"session.timeout.ms=6000", "heartbeat.interval.ms=300"')
-
-
-def kafka_config(bootstrap, fn_url, topics='"orders"', group="g", source="",
-                 trigger="", function="concurrency = 64;", invocation="sync", log="info"):
-    return f"""
-log = {{ level = "{log}"; }};
-sources = ( {{ name = "in"; kind = "kafka"; brokers = ["{bootstrap}"]; topics = [{topics}];
-              group = "{group}"; start = "earliest"; rdkafka = [{FAST}];
-              backoff = {{ base = "50ms"; cap = "200ms"; }}; {source} }} );
-functions = ( {{ name = "fn"; kind = "http"; url = "{fn_url}"; timeout = "10s";
-                {function} }} );
-triggers = ( {{ name = "t"; sources = ["in"]; function = "fn"; invocation = "{invocation}";
-               {trigger} }} );
-"""
-
 
 class Recorder:
     """An HTTP function that records the Kafka coordinates of what it receives."""
@@ -283,6 +262,29 @@ def test_bisect_dead_letters_only_the_bad_record(triggerd, function_server, mock
     assert t.stop() == 0
 
 
+def test_records_older_than_max_record_age_are_dead_lettered(triggerd, function_server,
+                                                            mock_kafka, tmp_path):
+    kafka = mock_kafka({"orders": 1})
+    fn = Recorder(function_server)
+    dlq = tmp_path / "old.jsonl"
+    t = triggerd(kafka_config(kafka.bootstrap, fn.url,
+                              source=f'max_record_age = "1h"; on_failure = "file:{dlq}";'))
+    now_ms = int(time.time() * 1000)
+    kafka.produce("orders", [
+        {"partition": 0, "key": "old", "value": '{"age": "2h"}', "timestamp": now_ms - 7200000},
+        {"partition": 0, "key": "new", "value": '{"age": "0"}', "timestamp": now_ms},
+    ])
+    fn.wait_ids({"orders-0-1"}, 20)
+    wait_until(lambda: dlq.exists() and dlq.read_text().strip(), 10, "the dead letter")
+    assert "orders-0-0" not in fn.ids(), "the old record was invoked"
+    letter = json.loads(dlq.read_text().strip())
+    assert letter["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert letter["requestContext"]["approximateInvokeCount"] == 0
+    assert letter["requestPayload"]["subject"] == "old"
+    wait_until(lambda: kafka.committed("g", "orders")[0] == (2, 2), 10, "commit past both")
+    assert t.stop() == 0
+
+
 def test_kafka_destination_keeps_key_and_headers(triggerd, function_server, mock_kafka):
     kafka = mock_kafka({"orders": 1, "results": 1})
     fn = Recorder(function_server, answer=lambda c: (200, b'{"done": true}'))
@@ -335,7 +337,12 @@ def test_unknown_topic_is_reported_until_it_exists(triggerd, function_server, mo
     kafka = mock_kafka({"orders": 1})
     fn = Recorder(function_server)
     t = triggerd(kafka_config(kafka.bootstrap, fn.url, topics='"ghost"'), wait_ready=False)
-    wait_until(lambda: 'topic \\"ghost\\" does not exist' in readyz(t)[1], 15, "the reason")
+    seen = []
+    try:
+        wait_until(lambda: seen.append(readyz(t)) or
+                   'topic \\"ghost\\" does not exist' in seen[-1][1], 15, "the reason")
+    except AssertionError:
+        raise AssertionError(f"/readyz said {seen[-3:]}\n{t.log()}")
     assert readyz(t)[0] == 503
     kafka.produce("ghost", [{"key": "k", "value": '{"boo": 1}'}])  # creates the topic
     wait_until(lambda: readyz(t)[0] == 200, 30, "ready once the topic exists")
@@ -368,6 +375,25 @@ triggers = ( {{ name = "t"; sources = ["in"]; function = "fn"; }} );
     assert any(w in out for w in words), out
     if secret:
         assert secret not in out
+
+
+def test_property_refused_when_the_client_is_made(tmp_path):
+    """librdkafka accepts these properties one by one but cannot make a client of them:
+    the source cannot start, and says why."""
+    cfg = tmp_path / "tls.cfg"
+    cfg.write_text("""
+sources = ( { name = "in"; kind = "kafka"; brokers = ["127.0.0.1:9"]; topics = ["t"];
+              rdkafka = ["security.protocol=ssl", "ssl.ca.location=/nonexistent/ca.pem"]; } );
+functions = ( { name = "fn"; kind = "log"; } );
+triggers = ( { name = "t"; sources = ["in"]; function = "fn"; } );
+""")
+    res = subprocess.run([binary("triggerd"), "-c", str(cfg), "--state-dir", str(tmp_path / "s"),
+                          "--admin-listen", f"127.0.0.1:{free_port()}",
+                          "--webhook-listen", f"127.0.0.1:{free_port()}"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 1, res.stderr
+    assert "[kafka:in] cannot create the consumer" in res.stderr
+    assert "ssl.ca.location" in res.stderr
 
 
 def test_on_failure_must_use_this_sources_cluster(tmp_path, function_server):

@@ -8,12 +8,10 @@ record that had reached the function but was not yet committed when triggerd die
 duplicates are bounded by what was in flight); the committed offsets end at the log end;
 partitions are split between the instances and taken over without loss.
 """
-import json
 import threading
 import time
 
-from kafka_server import mock_kafka, wait_until  # noqa: F401 (fixture)
-from test_kafka import FAST, kafka_config
+from kafka_server import kafka_config, mock_kafka, wait_until  # noqa: F401 (fixture)
 
 
 class Counter:

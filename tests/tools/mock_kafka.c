@@ -14,9 +14,11 @@
  *
  *   mock_kafka produce --bootstrap B --topic T
  *       Produces the records given as JSON lines on stdin, one object per line:
- *       {"partition": 2, "key": "k", "value": "v", "headers": [["name", "value"], ...]}
+ *       {"partition": 2, "key": "k", "value": "v", "headers": [["name", "value"], ...],
+ *        "timestamp": 1700000000000}
  *       (every member optional; "key_b64" / "value_b64" give bytes in base64; a null
- *       "value" or a header value null is a null). Waits for every delivery report;
+ *       "value" or a header value null is a null; "timestamp" is the record's create time
+ *       in ms, default now). Waits for every delivery report;
  *       prints "produced N" and exits 0 when all were stored, 1 otherwise.
  *
  *   mock_kafka fill --bootstrap B --topic T --count N [--partitions P] [--size BYTES]
@@ -238,13 +240,15 @@ static int finish_producing(rd_kafka_t *rk, int queued)
 }
 
 static int produce_one(rd_kafka_t *rk, const char *topic, int partition, const void *key,
-		       size_t key_len, const void *value, size_t len, rd_kafka_headers_t *hdrs)
+		       size_t key_len, const void *value, size_t len, rd_kafka_headers_t *hdrs,
+		       long long timestamp)
 {
 	for (;;) {
 		rd_kafka_resp_err_t e = rd_kafka_producev(
 		    rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
 		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_len),
-		    RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+		    RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_HEADERS(hdrs),
+		    RD_KAFKA_V_TIMESTAMP(timestamp), RD_KAFKA_V_END);
 		if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 			rd_kafka_poll(rk, 50);
 			continue;
@@ -282,7 +286,7 @@ static int run_produce(const char *bootstrap, const char *topic)
 			json_decref(o);
 			goto fail;
 		}
-		json_t *p = json_object_get(o, "partition");
+		json_t *p = json_object_get(o, "partition"), *ts = json_object_get(o, "timestamp");
 		int partition =
 		    p && json_is_integer(p) ? (int)json_integer_value(p) : RD_KAFKA_PARTITION_UA;
 		int hk = member_bytes(o, "key", &key), hval = member_bytes(o, "value", &value);
@@ -320,7 +324,9 @@ static int run_produce(const char *bootstrap, const char *topic)
 		}
 		if (produce_one(rk, topic, partition, hk ? (key.data ? key.data : "") : NULL,
 				hk ? key.len : 0, hval ? (value.data ? value.data : "") : NULL,
-				hval ? value.len : 0, hdrs) < 0) {
+				hval ? value.len : 0, hdrs,
+				ts && json_is_integer(ts) ? (long long)json_integer_value(ts) : 0) <
+		    0) {
 			json_decref(o);
 			goto fail;
 		}
@@ -358,7 +364,7 @@ static int run_fill(const char *bootstrap, const char *topic, long long count, l
 		value[vlen++] = '"';
 		value[vlen++] = '}';
 		if (produce_one(rk, topic, parts > 0 ? (int)(i % parts) : RD_KAFKA_PARTITION_UA,
-				key, (size_t)klen, value, (size_t)vlen, NULL) < 0) {
+				key, (size_t)klen, value, (size_t)vlen, NULL, 0) < 0) {
 			free(value);
 			rd_kafka_destroy(rk);
 			return 1;

@@ -358,7 +358,10 @@ Test(kafka_event, record_json_equals_the_event_json)
 	    {"traceparent", 11, "00-abc", 6},
 	    {"rep", 3, "one", 3},
 	    {"x-y", 3, "z", 1},
-	    {"rep", 3, "\x01" "bad", 4},
+	    {"rep", 3,
+	     "\x01"
+	     "bad",
+	     4},
 	    {"rep", 3, "two", 3},
 	    {"nul", 3, NULL, 0},
 	    {"nulv", 4, "a\0b", 3},
@@ -697,9 +700,11 @@ Test(kafka_event, origin_of_events_and_destination_records)
 	td_event_unref(ev);
 
 	/* Nothing to carry: other events, records without an event, other JSON. */
-	static const char *const none[] = {
+	static const char webhook_record[] =
 	    "{\"requestPayload\":{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"s\","
-	    "\"type\":\"webhook\",\"subject\":\"x\"}}",
+	    "\"type\":\"webhook\",\"subject\":\"x\"}}";
+	static const char *const none[] = {
+	    webhook_record,
 	    "{\"requestPayload\":{\"not\":\"an event\"}}",
 	    "[1,2]",
 	    "{}",
