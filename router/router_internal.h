@@ -50,7 +50,7 @@ struct td_source {
 	size_t nalways;
 	unsigned long long received, submissions, busy;
 	_Atomic unsigned long long responses[600]; /* by HTTP status; any thread */
-	atomic_bool has_sync;                        /* a sync trigger names it; any thread */
+	atomic_bool has_sync;			   /* a sync trigger names it; any thread */
 	struct td_source *next_retired;
 };
 
