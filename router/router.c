@@ -1385,7 +1385,17 @@ void td_router_stop_intake(struct td_router *r)
 
 bool td_router_drained(const struct td_router *r)
 {
-	return r->calls == NULL && r->commit_wait == NULL && r->ack_wait == NULL;
+	if (r->calls || r->commit_wait || r->ack_wait)
+		return false;
+	/* Submissions still in the engine's inbox count in pending: they settle (as busy)
+	 * once dispatched, and their sources must hear it before they are destroyed. */
+	for (size_t i = 0; i < r->nsources; i++)
+		if (atomic_load(&r->sources[i]->pending) > 0)
+			return false;
+	for (const struct td_source *s = r->retired_sources; s; s = s->next_retired)
+		if (atomic_load(&s->pending) > 0)
+			return false;
+	return true;
 }
 
 void td_router_destroy(struct td_router *r)

@@ -31,12 +31,15 @@ def _b64(value):
 class MockKafka:
     """A mock Kafka cluster (librdkafka's rdkafka_mock) in a child process."""
 
-    def __init__(self, topics=None, brokers=1):
+    def __init__(self, topics=None, brokers=1, missing=()):
         self.tool = binary("tools/mock_kafka")
         args = [self.tool, "--brokers", str(brokers)]
         for name, partitions in (topics or {}).items():
             args += ["--topic", f"{name}:{partitions}"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for name in missing:
+            args += ["--missing", name]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
         ready, _, _ = select.select([self.proc.stdout], [], [], 15)
         line = self.proc.stdout.readline().decode() if ready else ""
         if not line.startswith("bootstrap="):
@@ -44,6 +47,14 @@ class MockKafka:
             raise AssertionError(f"mock_kafka did not start: {line!r} "
                                  f"{self.proc.stderr.read().decode(errors='replace')}")
         self.bootstrap = line.strip().split("=", 1)[1]
+
+    def create(self, topic):
+        """Ends the "unknown topic" answers of a --missing topic (4 partitions)."""
+        self.proc.stdin.write(f"create {topic}\n".encode())
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        assert line.strip() == f"ok {topic}", line
 
     def _run(self, args, stdin=None, timeout=120):
         return subprocess.run([self.tool] + args + ["--bootstrap", self.bootstrap],
@@ -120,8 +131,8 @@ class MockKafka:
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            f.close()
 
 
 # Quick settings for the mock cluster: short fetch waits, frequent commits, a short
@@ -149,8 +160,8 @@ def mock_kafka():
     """Makes mock clusters: mock_kafka({"orders": 3}) -> MockKafka; stopped at the end."""
     clusters = []
 
-    def make(topics=None, brokers=1):
-        c = MockKafka(topics, brokers)
+    def make(topics=None, brokers=1, missing=()):
+        c = MockKafka(topics, brokers, missing)
         clusters.append(c)
         return c
 

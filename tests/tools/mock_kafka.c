@@ -7,10 +7,13 @@
  * real broker. It is a mock: it keeps every partition in memory, joining a group takes
  * about 3 s, and it implements only what librdkafka's clients use.
  *
- *   mock_kafka [--brokers N] [--topic NAME:PARTITIONS]...
+ *   mock_kafka [--brokers N] [--topic NAME:PARTITIONS]... [--missing NAME]...
  *       Starts the cluster (1 broker by default), creates the topics, prints one line
  *       "bootstrap=HOST:PORT,..." on stdout as soon as it is ready, and runs until
- *       SIGTERM or SIGINT.
+ *       SIGTERM or SIGINT. A --missing topic answers "unknown topic" to every client (the
+ *       mock may otherwise create a topic that a client only asks about); the line
+ *       "create NAME" on stdin ends that and gives it 4 partitions; the tool answers
+ *       "ok NAME" on stdout.
  *
  *   mock_kafka produce --bootstrap B --topic T
  *       Produces the records given as JSON lines on stdin, one object per line:
@@ -101,12 +104,28 @@ static rd_kafka_conf_t *client_conf(const char *bootstrap)
 
 /* ---- the cluster ---- */
 
+/* Reads "create NAME" lines on stdin: the topic stops answering "unknown topic". */
+static void *commands(void *arg)
+{
+	rd_kafka_mock_cluster_t *mc = arg;
+	char line[512];
+	while (fgets(line, sizeof line, stdin)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (strncmp(line, "create ", 7) != 0 || !line[7])
+			continue;
+		rd_kafka_mock_topic_set_error(mc, line + 7, RD_KAFKA_RESP_ERR_NO_ERROR);
+		printf("ok %s\n", line + 7);
+		fflush(stdout);
+	}
+	return NULL;
+}
+
 static int run_cluster(int argc, char **argv)
 {
 	long long brokers = 1;
-	const char *topics[MAX_TOPICS];
+	const char *topics[MAX_TOPICS], *missing[MAX_TOPICS];
 	int parts[MAX_TOPICS];
-	int ntopics = 0;
+	int ntopics = 0, nmissing = 0;
 	char err[512];
 
 	for (int i = 1; i < argc; i++) {
@@ -126,6 +145,9 @@ static int run_cluster(int argc, char **argv)
 				return usage();
 			topics[ntopics] = spec;
 			parts[ntopics++] = (int)n;
+		} else if (strcmp(argv[i], "--missing") == 0 && i + 1 < argc &&
+			   nmissing < MAX_TOPICS && *argv[i + 1]) {
+			missing[nmissing++] = argv[++i];
 		} else {
 			return usage();
 		}
@@ -162,8 +184,16 @@ static int run_cluster(int argc, char **argv)
 			return 1;
 		}
 	}
+	for (int i = 0; i < nmissing; i++) {
+		rd_kafka_mock_topic_create(mc, missing[i], 4, 1);
+		rd_kafka_mock_topic_set_error(mc, missing[i],
+					      RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+	}
 	printf("bootstrap=%s\n", rd_kafka_mock_cluster_bootstraps(mc));
 	fflush(stdout);
+	pthread_t reader;
+	if (nmissing > 0 && pthread_create(&reader, NULL, commands, mc) == 0)
+		pthread_detach(reader);
 	int sig = 0;
 	sigwait(&set, &sig);
 	rd_kafka_mock_cluster_destroy(mc);
