@@ -527,8 +527,6 @@ static void start_call(struct call *c)
 		r->calls->prev = c;
 	r->calls = c;
 	fn->in_flight++;
-	if (c->inv.sync)
-		c->router->sync_in_flight++;
 	c->start_ns = td_now_ns();
 	td_logs_debug(fn->scope, "START RequestId: %s trigger %s event %s", c->inv.request_id,
 		      c->inv.trigger, td_event_get(c->inv.event, "id"));
@@ -578,8 +576,6 @@ void td_invocation_complete(struct td_invocation *inv, struct td_result *res)
 	c->completed = true;
 	fn->in_flight--;
 	meter(c, res);
-	if (inv->sync)
-		c->router->sync_in_flight--;
 	if (inv->sync)
 		finish_sync(c, res);
 	else
@@ -1236,13 +1232,6 @@ int td_router_start(struct td_router *r)
 	return 0;
 }
 
-/* True when two items of the same kind have equal settings (the option tables say
- * which fields there are). */
-static bool same_settings(const struct td_option *opts, const void *a, const void *b)
-{
-	return td_options_equal(opts, a, b);
-}
-
 int td_router_reload(struct td_router *r, struct td_config *cfg)
 {
 	struct generation *gen = generation_new(cfg);
@@ -1267,7 +1256,7 @@ int td_router_reload(struct td_router *r, struct td_config *cfg)
 			struct td_function *f = r->functions[k];
 			if (!keep_fn[k] && strcmp(td_function_name(f), fc->name) == 0 &&
 			    f->ops == fc->ops &&
-			    same_settings(fc->ops->options, f->conf->opts, fc->opts)) {
+			    td_options_equal(fc->ops->options, f->conf->opts, fc->opts)) {
 				old = f;
 				keep_fn[k] = true;
 			}
@@ -1284,7 +1273,7 @@ int td_router_reload(struct td_router *r, struct td_config *cfg)
 			struct td_source *s = r->sources[k];
 			if (!keep_src[k] && strcmp(td_source_name(s), sc->name) == 0 &&
 			    s->ops == sc->ops &&
-			    same_settings(sc->ops->options, s->conf->opts, sc->opts)) {
+			    td_options_equal(sc->ops->options, s->conf->opts, sc->opts)) {
 				old = s;
 				keep_src[k] = true;
 			}

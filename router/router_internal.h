@@ -126,7 +126,6 @@ struct td_router {
 	struct td_timer *due_timer;
 	long long due_timer_at;
 	struct call *calls; /* in flight */
-	int sync_in_flight;
 	bool intake_stopped;
 	unsigned long long dead_letter_failures;
 };
