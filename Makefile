@@ -50,7 +50,7 @@ deps:
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	./$(BUILD)/triggerd -c config/triggerd.cfg
+	$(BUILD)/triggerd -c config/triggerd.cfg
 
 test: deps
 	@$(MAKE) --no-print-directory check
