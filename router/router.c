@@ -256,6 +256,12 @@ void td_result_clear(struct td_result *res)
 	free(res->content_type);
 	free(res->body);
 	free(res->error);
+	for (size_t i = 0; i < res->nheaders; i++) {
+		free(res->headers[i].name);
+		free(res->headers[i].value);
+	}
+	free(res->headers);
+	free(res->log);
 	memset(res, 0, sizeof *res);
 }
 

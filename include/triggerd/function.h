@@ -130,6 +130,17 @@ struct td_result {
 	long long duration_us;	  /* measured by the kind; 0: the router measures */
 	long long init_us;	  /* cold start (process kind), else 0 */
 	long long max_memory_mb;  /* process kind, else 0 */
+	/* Extra HTTP response headers: a sync webhook answered by an aws-format function
+	 * (a function-URL response object's headers). Names and values are malloc'ed. */
+	struct td_result_header {
+		char *name;
+		char *value;
+	} * headers;
+	size_t nheaders;
+	/* The function's own output during this invocation (process kind), for the Invoke
+	 * API's Tail; NULL when the kind has none. */
+	char *log;
+	size_t log_len;
 };
 void td_result_clear(struct td_result *res);
 
