@@ -23,7 +23,11 @@ PKGS      := rdkafka libcurl libconfig libmicrohttpd jansson sqlite3 hiredis lib
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wformat=2
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS)) -lpaho-mqtt3as -lpthread -lm
-ALL_CFLAGS = -std=gnu11 $(WARNINGS) $(CFLAGS) $(SAN) -Iinclude -D_GNU_SOURCE -MMD -MP $(PKG_CFLAGS)
+# Where process functions find the shipped bootstraps when triggerd runs from the source tree
+# (an installed triggerd finds PREFIX/share/triggerd/runtimes beside its binary first).
+RUNTIME_DIR := $(CURDIR)/functions/runtimes
+ALL_CFLAGS = -std=gnu11 $(WARNINGS) $(CFLAGS) $(SAN) -Iinclude -D_GNU_SOURCE -MMD -MP $(PKG_CFLAGS) \
+	-DTD_RUNTIME_DIR='"$(RUNTIME_DIR)"'
 ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 
 LIB_SRCS   := $(filter-out router/main.c,$(wildcard router/*.c connectors/*.c functions/*.c))
@@ -137,6 +141,7 @@ install: all
 	install -m 755 $(BUILD)/triggerd $(BUILD)/triggerctl $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 config/triggerd.cfg $(DESTDIR)$(PREFIX)/share/triggerd/
 	install -m 644 config/examples/*.cfg $(DESTDIR)$(PREFIX)/share/triggerd/examples/
+	cp -R functions/runtimes/. $(DESTDIR)$(PREFIX)/share/triggerd/runtimes/
 	[ -e $(DESTDIR)/etc/triggerd/triggerd.cfg ] || \
 		install -m 644 config/triggerd.cfg $(DESTDIR)/etc/triggerd/triggerd.cfg
 
