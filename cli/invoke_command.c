@@ -20,8 +20,9 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "http_body.h"
+
 #define DEFAULT_ADMIN  "http://127.0.0.1:7071"
-#define MAX_ANSWER     (64L << 20)
 #define EXIT_FUNCTION  1
 #define EXIT_FAIL      2
 #define REQUEST_ID_MAX 64
@@ -29,30 +30,10 @@
 int td_cli_invoke(int argc, char **argv);
 
 struct exchange {
-	char *data;
-	size_t len;
-	bool too_large;
+	struct cli_body body;
 	bool function_error;
 	char request_id[REQUEST_ID_MAX];
 };
-
-static size_t on_data(char *p, size_t size, size_t n, void *arg)
-{
-	struct exchange *x = arg;
-	size_t add = size * n;
-	if (x->len + add > (size_t)MAX_ANSWER) {
-		x->too_large = true;
-		return 0;
-	}
-	char *bigger = realloc(x->data, x->len + add + 1);
-	if (!bigger)
-		return 0;
-	x->data = bigger;
-	memcpy(x->data + x->len, p, add);
-	x->len += add;
-	x->data[x->len] = '\0';
-	return add;
-}
 
 /* Header lines are not NUL-terminated; a value is copied only when it fits. */
 static size_t on_header(char *p, size_t size, size_t n, void *arg)
@@ -123,7 +104,7 @@ static char *payload_argument(const char *arg, size_t *len)
 static void print_api_error(long status, const struct exchange *x)
 {
 	json_error_t jerr;
-	json_t *doc = x->data ? json_loadb(x->data, x->len, 0, &jerr) : NULL;
+	json_t *doc = x->body.data ? json_loadb(x->body.data, x->body.len, 0, &jerr) : NULL;
 	const char *msg = json_string_value(json_object_get(doc, "Message"));
 	if (!msg)
 		msg = json_string_value(json_object_get(doc, "error"));
@@ -131,7 +112,7 @@ static void print_api_error(long status, const struct exchange *x)
 		fprintf(stderr, "triggerctl: invoke: HTTP %ld: %s\n", status, msg);
 	else
 		fprintf(stderr, "triggerctl: invoke: HTTP %ld: %.300s\n", status,
-			x->data ? x->data : "");
+			x->body.data ? x->body.data : "");
 	json_decref(doc);
 }
 
@@ -206,8 +187,8 @@ int td_cli_invoke(int argc, char **argv)
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)plen);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cli_body_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &x.body);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -216,8 +197,8 @@ int td_cli_invoke(int argc, char **argv)
 	CURLcode cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {
 		fprintf(stderr, "triggerctl: invoke: POST %s failed: %s\n", url,
-			x.too_large ? "the answer is over 64 MB"
-				    : (errbuf[0] ? errbuf : curl_easy_strerror(cc)));
+			x.body.too_large ? "the answer is over 64 MB"
+					 : (errbuf[0] ? errbuf : curl_easy_strerror(cc)));
 		goto done;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -225,9 +206,9 @@ int td_cli_invoke(int argc, char **argv)
 		printf("queued %s\n", x.request_id[0] ? x.request_id : "(no request id)");
 		rc = 0;
 	} else if (!event && status == 200) {
-		if (x.len)
-			fwrite(x.data, 1, x.len, stdout);
-		if (x.len && x.data[x.len - 1] != '\n')
+		if (x.body.len)
+			fwrite(x.body.data, 1, x.body.len, stdout);
+		if (x.body.len && x.body.data[x.body.len - 1] != '\n')
 			putchar('\n');
 		if (x.function_error)
 			fprintf(stderr, "triggerctl: invoke: function %s failed (request %s)\n",
@@ -245,6 +226,6 @@ done:
 	free(auth);
 	free(url);
 	free(payload);
-	free(x.data);
+	free(x.body.data);
 	return rc;
 }

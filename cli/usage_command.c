@@ -16,38 +16,15 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "http_body.h"
+
 #define DEFAULT_ADMIN "http://127.0.0.1:7071"
-#define MAX_ANSWER    (64L << 20)
 #define EXIT_FAIL     2
 
 int td_cli_usage(int argc, char **argv);
 
-struct answer {
-	char *data;
-	size_t len;
-	int too_large;
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *arg)
-{
-	struct answer *a = arg;
-	size_t add = size * n;
-	if (a->len + add > (size_t)MAX_ANSWER) {
-		a->too_large = 1;
-		return 0;
-	}
-	char *bigger = realloc(a->data, a->len + add + 1);
-	if (!bigger)
-		return 0;
-	a->data = bigger;
-	memcpy(a->data + a->len, p, add);
-	a->len += add;
-	a->data[a->len] = '\0';
-	return add;
-}
-
 /* GETs url; 0 with the body in *a, else the reason printed. */
-static int get(const char *url, const char *token, struct answer *a)
+static int get(const char *url, const char *token, struct cli_body *a)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *headers = NULL;
@@ -66,7 +43,7 @@ static int get(const char *url, const char *token, struct answer *a)
 	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, cli_body_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
@@ -179,7 +156,7 @@ static void print_table(const json_t *root)
 int td_cli_usage(int argc, char **argv)
 {
 	const char *admin = DEFAULT_ADMIN, *token = getenv("TRIGGERD_ADMIN_TOKEN");
-	struct answer a = {0};
+	struct cli_body a = {0};
 	json_t *root = NULL;
 	json_error_t jerr;
 	char *url = NULL;
