@@ -8,6 +8,13 @@
  * calls td_router_invoke and answers from the router's done callback (which may run
  * inside td_router_invoke, for kinds that complete at once). The log tail is built in
  * that callback from the invocation's own lines, so no log text is kept anywhere else.
+ *
+ * Authentication, first of all on the HTTP thread: with admin.credentials configured a
+ * request must carry a valid AWS SigV4 signature by one of those keys (sigv4.h); the
+ * path it signed is rebuilt from the decoded path by encoding it once more, as AWS
+ * clients send it (every byte but A-Z a-z 0-9 - _ . ~ and '/' as %XX). With an admin
+ * token, "Authorization: Bearer <token>" is accepted as well. The credentials are
+ * copied at registration: a reload does not change them (as for the token).
  */
 #include "invoke_api.h"
 
@@ -27,6 +34,7 @@
 #include "metering.h"
 #include "retry.h"
 #include "router.h"
+#include "sigv4.h"
 
 #define ROUTE	      TD_INVOKE_PATH_PREFIX "*"
 #define ROUTE_BODY    (TD_INVOKE_MAX_PAYLOAD + (1 << 20)) /* room to answer 413 ourselves */
@@ -42,8 +50,9 @@ struct td_invoke_api {
 	struct td_http_server *http;
 	struct td_router *router;
 	struct td_engine *engine;
-	char *token; /* NULL: no authentication */
+	char *token; /* NULL: no bearer token */
 	size_t token_len;
+	struct td_map credentials; /* SigV4 access key id -> secret; n == 0: none */
 };
 
 enum invoke_type { INVOKE_SYNC, INVOKE_EVENT, INVOKE_DRYRUN };
@@ -520,15 +529,11 @@ static bool blank(char c)
 	return c == ' ' || c == '\t';
 }
 
-/* 0 when the request may go on; else answered with 401. */
-static int check_token(const struct td_invoke_api *api, struct td_http_exchange *ex,
-		       const struct td_http_request *req)
+/* True when the request carries the admin bearer token. */
+static bool bearer_ok(const struct td_invoke_api *api, const char *v)
 {
-	const char *v = td_http_header_get(req, "Authorization");
 	size_t n;
 
-	if (!api->token)
-		return 0;
 	if (v) {
 		while (blank(*v))
 			v++;
@@ -540,9 +545,20 @@ static int check_token(const struct td_invoke_api *api, struct td_http_exchange 
 			while (n && blank(v[n - 1]))
 				n--;
 			if (same_secret(v, n, api->token, api->token_len))
-				return 0;
+				return true;
 		}
 	}
+	return false;
+}
+
+/* 0 when the request may go on; else answered with 401. */
+static int check_token(const struct td_invoke_api *api, struct td_http_exchange *ex,
+		       const struct td_http_request *req)
+{
+	const char *v = td_http_header_get(req, "Authorization");
+
+	if (!api->token || bearer_ok(api, v))
+		return 0;
 	const struct td_http_header h[] = {{"WWW-Authenticate", "Bearer realm=\"triggerd\""}};
 	respond_aws_error(ex, 401,
 			  v ? "UnrecognizedClientException" : "MissingAuthenticationTokenException",
@@ -550,6 +566,58 @@ static int check_token(const struct td_invoke_api *api, struct td_http_exchange 
 			    : "missing credentials: send Authorization: Bearer <token>",
 			  NULL, 0, h, 1);
 	return -TD_EINVAL;
+}
+
+/* 0 when the request is signed by a configured key; else answered with AWS's error. */
+static int check_signature(const struct td_invoke_api *api, struct td_http_exchange *ex,
+			   const struct td_http_request *req)
+{
+	struct td_sigv4_verdict verdict;
+	struct td_buf raw;
+	int rc;
+
+	td_buf_init(&raw);
+	if (td_sigv4_uri_encode(req->path, strlen(req->path), true, &raw) < 0) {
+		respond_aws_error(ex, 500, "ServiceException", "out of memory", NULL, 0, NULL, 0);
+		return -TD_ENOMEM;
+	}
+	const struct td_sigv4_request sreq = {
+	    .method = req->method,
+	    .path = raw.data,
+	    .query = req->query,
+	    .headers = req->headers,
+	    .nheaders = req->nheaders,
+	    .body = req->body,
+	    .body_len = req->body_len,
+	};
+	rc = td_sigv4_verify(&sreq, &api->credentials, td_wall_ms(), &verdict);
+	td_buf_free(&raw);
+	if (rc == 0)
+		return 0;
+	td_logs_debug(SCOPE, "refused a request from %s: %s: %s", req->remote, verdict.type,
+		      verdict.message);
+	respond_aws_error(ex, verdict.status, verdict.type, verdict.message, NULL, 0, NULL, 0);
+	return rc;
+}
+
+/* 0 when the request may go on; else answered. A SigV4 request is checked against
+ * admin.credentials; a bearer token (admin.token) also lets a request in; with
+ * credentials configured, anything else is refused as AWS refuses an unsigned request. */
+static int check_auth(const struct td_invoke_api *api, struct td_http_exchange *ex,
+		      const struct td_http_request *req)
+{
+	const char *v = td_http_header_get(req, "Authorization");
+	const char *p = v;
+
+	while (p && blank(*p))
+		p++;
+	if (api->credentials.n == 0)
+		return check_token(api, ex, req);
+	if (p && strncmp(p, TD_SIGV4_ALGORITHM, strlen(TD_SIGV4_ALGORITHM)) == 0)
+		return check_signature(api, ex, req);
+	if (api->token && bearer_ok(api, v))
+		return 0;
+	return check_signature(api, ex, req);
 }
 
 /* Reads X-Amz-Invocation-Type and X-Amz-Log-Type; 0, or -TD_EINVAL with a message. */
@@ -609,7 +677,7 @@ static void on_invoke(void *arg, struct td_http_exchange *ex)
 	char msg[512];
 	int rc;
 
-	if (check_token(api, ex, req) < 0)
+	if (check_auth(api, ex, req) < 0)
 		return;
 	job = calloc(1, sizeof *job);
 	if (!job) {
@@ -679,6 +747,26 @@ fail:
 	job_free(job);
 }
 
+/* Frees the API's own copies, secrets wiped. NULL is ignored. */
+static void api_free(struct td_invoke_api *api)
+{
+	if (!api)
+		return;
+	if (api->token)
+		explicit_bzero(api->token, api->token_len);
+	free(api->token);
+	for (size_t i = 0; i < api->credentials.n; i++) {
+		if (api->credentials.values[i])
+			explicit_bzero(api->credentials.values[i],
+				       strlen(api->credentials.values[i]));
+		free(api->credentials.keys[i]);
+		free(api->credentials.values[i]);
+	}
+	free(api->credentials.keys);
+	free(api->credentials.values);
+	free(api);
+}
+
 struct td_invoke_api *td_invoke_api_register(struct td_http_server *http, struct td_router *router,
 					     const char *token)
 {
@@ -696,6 +784,21 @@ struct td_invoke_api *td_invoke_api_register(struct td_http_server *http, struct
 			goto fail;
 		api->token_len = strlen(token);
 	}
+	const struct td_config *cfg = router ? td_router_config(router) : NULL;
+	if (cfg && cfg->global.admin_credentials.n > 0) {
+		const struct td_map *m = &cfg->global.admin_credentials;
+		api->credentials.keys = calloc(m->n, sizeof *api->credentials.keys);
+		api->credentials.values = calloc(m->n, sizeof *api->credentials.values);
+		if (!api->credentials.keys || !api->credentials.values)
+			goto fail;
+		for (size_t i = 0; i < m->n; i++) {
+			api->credentials.keys[i] = strdup(m->keys[i]);
+			api->credentials.values[i] = strdup(m->values[i]);
+			api->credentials.n++;
+			if (!api->credentials.keys[i] || !api->credentials.values[i])
+				goto fail;
+		}
+	}
 	why = "cannot register the route " ROUTE;
 	if (td_http_route_add(http, ROUTE, on_invoke, api) < 0)
 		goto fail;
@@ -706,11 +809,7 @@ struct td_invoke_api *td_invoke_api_register(struct td_http_server *http, struct
 	return api;
 fail:
 	td_logs_error(SCOPE, "%s", why);
-	if (api && api->token)
-		explicit_bzero(api->token, api->token_len);
-	if (api)
-		free(api->token);
-	free(api);
+	api_free(api);
 	return NULL;
 }
 
@@ -719,8 +818,5 @@ void td_invoke_api_unregister(struct td_invoke_api *api)
 	if (!api)
 		return;
 	td_http_route_remove(api->http, ROUTE);
-	if (api->token)
-		explicit_bzero(api->token, api->token_len);
-	free(api->token);
-	free(api);
+	api_free(api);
 }
