@@ -148,4 +148,4 @@ install: all
 clean:
 	rm -rf build build-asan build-fuzz build-bench
 
--include $(shell find build build-asan build-fuzz build-bench -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) build build-asan build-fuzz build-bench -name '*.d' 2>/dev/null)

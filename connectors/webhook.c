@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <triggerd/aws_event.h>
 #include <triggerd/engine.h>
 #include <triggerd/errors.h>
 #include <triggerd/event.h>
@@ -264,7 +265,14 @@ static void webhook_check(const void *p, const char *file, int line, struct td_d
  * X-GitHub-Delivery, webhook-id: the same when the sender delivers again), else a new
  * UUID; source "triggerd/webhook/<source name>"; type triggerd.webhook.request; subject
  * the request path; extension httpmethod; time the moment of receipt; data the body
- * with Content-Type as datacontenttype.
+ * with Content-Type as datacontenttype. For the AWS function-URL request event
+ * (triggerd/aws_event.h) they also carry httpheaders (every header as JSON object text;
+ * the header this source authenticates with, Authorization or the HMAC signature
+ * header, redacted), httpquery (the raw query string, when there is one) and
+ * httpsourceip (the client's address).
+ *
+ * A sync result may carry response headers (an aws-format function's function-URL
+ * response object, mapped by td_aws_result_to_http): they are sent with the answer.
  *
  * Threads: the context is written by start before the route exists and only read by
  * handlers afterwards, except the log rate limit, which has its own lock.
@@ -391,9 +399,80 @@ static int authenticate(const struct webhook_opts *o, const struct webhook_ctx *
 	}
 }
 
+/* The raw query string, with the bytes a CloudEvents String cannot hold (controls, space,
+ * bytes above 0x7E, which a well-formed URL has not) as %XX. */
+static char *query_text(const char *q)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(q), k = 0;
+	char *out = malloc(3 * n + 1);
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)q[i];
+		if (ch <= 0x20 || ch >= 0x7f) {
+			out[k++] = '%';
+			out[k++] = hex[ch >> 4];
+			out[k++] = hex[ch & 15];
+		} else {
+			out[k++] = (char)ch;
+		}
+	}
+	out[k] = '\0';
+	return out;
+}
+
+/* The client's address without its port: "127.0.0.1:5432" and "[::1]:5432". */
+static void remote_ip(const char *remote, char *out, size_t cap)
+{
+	const char *end;
+
+	if (!remote)
+		remote = "";
+	if (remote[0] == '[' && (end = strchr(remote, ']'))) {
+		snprintf(out, cap, "%.*s", (int)(end - remote - 1), remote + 1);
+		return;
+	}
+	end = strrchr(remote, ':');
+	snprintf(out, cap, "%.*s", end ? (int)(end - remote) : (int)strlen(remote), remote);
+}
+
+/*
+ * httpheaders, httpquery and httpsourceip (see the comment above). Every value is
+ * ASCII text, so only memory can fail: 0 or -TD_ENOMEM.
+ */
+static int http_extensions(const struct webhook_opts *o, struct td_event *ev,
+			   const struct td_http_request *req)
+{
+	const char *redact[2] = {NULL, NULL};
+	char ip[64], *headers, *query = NULL;
+	int rc = 0;
+
+	if (o->auth == WEBHOOK_AUTH_BEARER)
+		redact[0] = "Authorization";
+	if (o->auth == WEBHOOK_AUTH_HMAC)
+		redact[1] = o->hmac_header;
+	headers = td_aws_headers_json(req->headers, req->nheaders, redact, 2);
+	if (!headers || td_event_set(ev, TD_AWS_EXT_HEADERS, headers) < 0)
+		rc = -TD_ENOMEM;
+	free(headers);
+	if (rc == 0 && req->query && *req->query) {
+		query = query_text(req->query);
+		if (!query || td_event_set(ev, TD_AWS_EXT_QUERY, query) < 0)
+			rc = -TD_ENOMEM;
+		free(query);
+	}
+	remote_ip(req->remote, ip, sizeof ip);
+	if (rc == 0 && ip[0] && td_event_set(ev, TD_AWS_EXT_SOURCEIP, ip) < 0)
+		rc = -TD_ENOMEM;
+	return rc;
+}
+
 /* The raw event of a request. NULL with *status (400 or 503) and the reason in err. */
-static struct td_event *raw_event(const struct webhook_ctx *c, const struct td_http_request *req,
-				  int *status, char *err, size_t errlen)
+static struct td_event *raw_event(const struct webhook_opts *o, const struct webhook_ctx *c,
+				  const struct td_http_request *req, int *status, char *err,
+				  size_t errlen)
 {
 	struct td_event *ev = td_event_create();
 	const char *ct, *id = NULL;
@@ -421,6 +500,8 @@ static struct td_event *raw_event(const struct webhook_ctx *c, const struct td_h
 	    td_event_set(ev, "type", RAW_TYPE) < 0 ||
 	    td_event_set(ev, "httpmethod", req->method) < 0 ||
 	    td_event_set_time_ms(ev, td_wall_ms()) < 0)
+		goto nomem;
+	if (http_extensions(o, ev, req) < 0)
 		goto nomem;
 	if (td_event_set(ev, "subject", req->path) < 0) {
 		*status = 400;
@@ -479,7 +560,7 @@ static int build_events(const struct webhook_opts *o, const struct webhook_ctx *
 		}
 		break;
 	default:
-		ev = raw_event(c, req, status, err, errlen);
+		ev = raw_event(o, c, req, status, err, errlen);
 		if (!ev)
 			return -1;
 		break;
@@ -569,12 +650,24 @@ static void respond_result(struct td_source *src, struct td_http_exchange *ex,
 {
 	int status = r->http_status >= 200 && r->http_status <= 599 ? r->http_status : 200;
 	bool no_body = status == 204 || status == 304;
+	struct td_http_header few[16], *h = few;
 
+	if (r->nheaders > sizeof few / sizeof few[0]) {
+		h = malloc(r->nheaders * sizeof *h);
+		if (!h) {
+			respond_error(src, ex, 503, "out of memory", 1);
+			return;
+		}
+	}
+	for (size_t i = 0; i < r->nheaders; i++)
+		h[i] = (struct td_http_header){r->headers[i].name, r->headers[i].value};
 	respond(src, ex, status,
 		no_body		  ? NULL
 		: r->content_type ? r->content_type
 				  : implied_type(r),
-		no_body ? NULL : r->body, no_body ? 0 : r->body_len, NULL, 0);
+		no_body ? NULL : r->body, no_body ? 0 : r->body_len, h, r->nheaders);
+	if (h != few)
+		free(h);
 }
 
 static void respond_accepted(struct td_source *src, struct td_http_exchange *ex,

@@ -35,6 +35,7 @@
  * At destroy the calls still running are taken off the multi handle and freed without
  * completing them (function.h).
  */
+#include <triggerd/aws_event.h>
 #include <triggerd/engine.h>
 #include <triggerd/errors.h>
 #include <triggerd/event.h>
@@ -58,12 +59,6 @@
 #include "http_util.h"
 
 /* The AWS event shapes (router/aws_event.c), when that module is in the tree. */
-#if __has_include(<triggerd/aws_event.h>)
-#include <triggerd/aws_event.h>
-#define HAVE_AWS_EVENT 1
-#else
-#define HAVE_AWS_EVENT 0
-#endif
 
 struct lambda_opts {
 	struct td_function_common common;
@@ -209,12 +204,8 @@ static char *format_error(const char *fmt, ...)
 /* The request body in the function's event format. */
 static char *event_body(const struct lambda_ctx *ctx, const struct td_event *ev, size_t *len)
 {
-#if HAVE_AWS_EVENT
 	if (ctx->opts->common.event_format == TD_FORMAT_AWS)
 		return td_event_aws_payload(ev, len);
-#else
-	(void)ctx;
-#endif
 	return td_event_to_json(ev, len);
 }
 
@@ -398,10 +389,8 @@ static void answered(struct lambda_call *call, long status, const char *ctype,
 		    format_error("out of memory keeping the response of %s", call->ctx->shown);
 		return;
 	}
-#if HAVE_AWS_EVENT
 	if (call->inv->sync && call->ctx->opts->common.event_format == TD_FORMAT_AWS)
 		td_aws_result_to_http(call->inv->event, res);
-#endif
 }
 
 static void failed(struct lambda_call *call, CURLcode code, long status, struct td_result *res)
