@@ -5,10 +5,12 @@ functions served by this process on loopback, and servers such as mosquitto and
 redis-server started on free loopback ports. Every process a fixture starts is
 stopped by its PID when the test ends.
 """
+import hashlib
 import http
 import http.server
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,6 +44,53 @@ def wait_for(predicate, timeout=10.0, interval=0.02, what="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# npm packages the tests need (the AWS SDK for JavaScript, AWS's runtime interface client)
+# are installed once per package-lock.json into a cache outside the tracked files, shared
+# by the normal and the ASan suite: aws-lambda-ric compiles native code for minutes.
+NPM_CACHE = os.environ.get("TRIGGERD_NPM_CACHE",
+                           os.path.join(os.path.expanduser("~"), ".cache", "triggerd-tests"))
+
+
+def npm_registry_reachable(package):
+    """(True, registry) or (False, why)."""
+    registry = subprocess.run(["npm", "config", "get", "registry"], capture_output=True,
+                              text=True, timeout=60).stdout.strip() or "https://registry.npmjs.org/"
+    try:
+        with urllib.request.urlopen(registry.rstrip("/") + "/" + package, timeout=15) as r:
+            return r.status == 200, registry
+    except OSError as e:
+        return False, f"{registry}: {e}"
+
+
+def npm_install(src, name, probe):
+    """The folder holding node_modules for src/package{,-lock}.json, installed with `npm ci`
+    once per lock file under NPM_CACHE/NAME-HASH. pytest.skip with the reason only when the
+    npm registry is unreachable (probe: a package name to ask it for); any other failure
+    fails the test."""
+    if not shutil.which("npm") or not shutil.which("node"):
+        pytest.fail("node and npm are needed (scripts/deps.txt)")
+    with open(os.path.join(src, "package-lock.json"), "rb") as f:
+        key = hashlib.sha256(f.read()).hexdigest()[:16]
+    target = os.path.join(NPM_CACHE, f"{name}-{key}")
+    if os.path.exists(os.path.join(target, ".installed")):
+        return target
+    reachable, why = npm_registry_reachable(probe)
+    if not reachable:
+        pytest.skip(f"the npm registry is unreachable ({why}): cannot install {probe}")
+    staging = f"{target}.tmp{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    for f in ("package.json", "package-lock.json"):
+        shutil.copy(os.path.join(src, f), staging)
+    r = run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error",
+             "--cache", os.path.join(NPM_CACHE, "_cacache")], cwd=staging, timeout=1800)
+    assert r.returncode == 0, f"npm ci failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    open(os.path.join(staging, ".installed"), "w").close()
+    shutil.rmtree(target, ignore_errors=True)
+    os.rename(staging, target)
+    return target
 
 
 def run(args, **kw):

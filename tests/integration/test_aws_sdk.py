@@ -4,19 +4,17 @@ RequestResponse, Event, DryRun, LogType Tail, a function error, an unknown funct
 with and without admin.credentials (then the SDK's SigV4 signature is verified: right
 and wrong secret).
 
-The SDK is installed with `npm ci` outside the tracked files, into
-$TRIGGERD_BUILD/node-<hash of the lock file>, once per lock file. The tests skip, saying
-why, only when the npm registry cannot be reached; any other install failure fails them.
+The SDK is installed with `npm ci` outside the tracked files, once per lock file
+(conftest.npm_install). The tests skip, saying why, only when the npm registry cannot be
+reached; any other install failure fails them.
 """
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 
-from conftest import BUILD, run
+from conftest import run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_SRC = os.path.join(HERE, "node")
@@ -26,25 +24,8 @@ UNREACHABLE = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT", "ENETUNREA
 
 
 def install_sdk():
-    """The folder with node_modules, or pytest.skip when the registry is unreachable."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.fail("node and npm are needed for the AWS SDK test (scripts/deps.txt)")
-    with open(os.path.join(NODE_SRC, "package-lock.json"), "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    dest = os.path.join(BUILD, f"node-{digest}")
-    marker = os.path.join(dest, ".installed")
-    if not os.path.exists(marker):
-        os.makedirs(dest, exist_ok=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(os.path.join(NODE_SRC, name), dest)
-        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                           cwd=dest, capture_output=True, text=True, timeout=600)
-        if r.returncode != 0:
-            if any(s in r.stderr for s in UNREACHABLE):
-                pytest.skip("the npm registry is unreachable: cannot install "
-                            "@aws-sdk/client-lambda\n" + r.stderr[-500:])
-            pytest.fail("npm ci failed:\n" + r.stderr[-2000:])
-        open(marker, "w").close()
+    """The folder with node_modules and invoke.js (conftest.npm_install)."""
+    dest = npm_install(NODE_SRC, "aws-sdk", "@aws-sdk%2fclient-lambda")
     shutil.copy(os.path.join(NODE_SRC, "invoke.js"), dest)
     return dest
 
