@@ -1,28 +1,58 @@
 """The embedded default configuration (what `make run` starts) does what the README
-says: the demo webhook answers with the event triggerd made, and the cron tick is
-logged. Also: JSON-lines logging for machines."""
+says: the demo webhook answers with the greeting of the Python handler `hello` (a process
+function behind the Lambda Runtime API), the cron tick reaches the same handler, and the
+README's `aws lambda invoke` line calls it. Also: JSON-lines logging for machines."""
 import json
+import os
+import subprocess
 
 from conftest import ROOT, http_request, wait_for
 
+AWS = "/usr/bin/aws"
 
-def test_make_run_configuration_answers_the_readme_curl(triggerd):
+
+def usage_of(t, name):
+    status, _, body = http_request("GET", t.admin + "/v1/usage")
+    assert status == 200
+    return next(f for f in json.loads(body) if f["name"] == name)
+
+
+def test_make_run_configuration_answers_the_readme_curl(triggerd, tmp_path):
     with open(f"{ROOT}/config/triggerd.cfg") as f:
         text = f.read()
+    # the file names the example's code relative to itself
+    text = text.replace('"../examples/functions/hello"', f'"{ROOT}/examples/functions/hello"')
     t = triggerd(text)
     status, headers, body = http_request("POST", t.webhook + "/hooks/demo",
                                          '{"hello": "world"}',
                                          {"Content-Type": "application/json"})
-    assert status == 200
-    event = json.loads(body)
-    assert event["specversion"] == "1.0"
-    assert event["type"] == "triggerd.webhook.request"
-    assert event["subject"] == "/hooks/demo"
-    assert event["data"] == {"hello": "world"}
+    assert status == 200, body
+    assert headers.get("Content-Type", headers.get("content-type", "")).startswith(
+        "application/json")
+    answer = json.loads(body)
+    assert answer["message"] == "Hello from triggerd"
+    assert answer["function"] == "hello"
+    assert answer["event"]["method"] == "POST"
+    assert answer["event"]["path"] == "/hooks/demo"
+    assert answer["event"]["body"] == {"hello": "world"}
     # the cron source ticks every 10 s into the same function, asynchronously
-    wait_for(lambda: "triggerd.cron.tick" in t.log(), 15, what="a cron tick in the log")
+    wait_for(lambda: usage_of(t, "hello")["requests"] >= 2, 15,
+             what="a cron tick invoking hello")
     status, _, _ = http_request("GET", t.admin + "/readyz")
     assert status == 200
+    # the README's aws lambda invoke line
+    if os.path.exists(AWS):
+        out = tmp_path / "out.json"
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x",
+                   AWS_DEFAULT_REGION="us-east-1", AWS_PAGER="")
+        r = subprocess.run([AWS, "lambda", "invoke", "--endpoint-url", t.admin,
+                            "--function-name", "hello", "--payload", '{"x":1}',
+                            "--cli-binary-format", "raw-in-base64-out", str(out)],
+                           capture_output=True, text=True, timeout=120, env=env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["StatusCode"] == 200
+        result = json.loads(out.read_text())
+        assert result["message"] == "Hello from triggerd" and result["event"] == {"x": 1}
 
 
 def test_json_log_format_writes_one_json_object_a_line(triggerd, function_server):
