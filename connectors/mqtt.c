@@ -13,6 +13,9 @@
  * BUSY (queue full, concurrency reached) waits retry_after and submits again, so the
  * broker holds the rest of the backlog (backpressure, nothing dropped). QoS 1 messages
  * are therefore taken one at a time (see bench/mqtt/README.md for what that costs).
+ * Several paho clients per source (one shared subscription) would not change that: paho
+ * runs the callbacks of every client of the process on its one receive thread
+ * (`mqtt_bench threads` shows it).
  * A kill -9 loses nothing: what was not settled was not acknowledged, and the broker
  * delivers it again to the persistent session. stop() shuts paho's socket down (found
  * among the process's sockets, since paho does not expose it) before it releases the

@@ -12,6 +12,12 @@
  *   mqtt_bench latency URI QOS RATE SECONDS PORT
  *       publishes RATE messages a second for SECONDS and prints p50/p99 of the time from
  *       publish to function call (the payload carries the send time).
+ *   mqtt_bench threads URI CLIENTS
+ *       CLIENTS paho subscribers in one process share bench/threads through a shared
+ *       subscription, and each message's callback holds paho's thread for 2 ms as
+ *       triggerd's does until the event is settled; 200 QoS 1 messages are published.
+ *       Prints how many threads ran the callbacks and the most that ran at once: whether
+ *       several clients of one process can have several messages in flight.
  *
  * Every loop is bounded by COUNT or SECONDS and by a deadline; only loopback is used.
  * paho leaves Nagle on: TCP_NODELAY is set on the clients' sockets to the broker here,
@@ -120,19 +126,53 @@ static int on_message(void *ctx, char *topic, int len, MQTTAsync_message *m)
 	return 1;
 }
 
+/* The threads mode: callbacks that hold the thread, with who ran them and how many at
+ * once. */
+#define HOLD_NS	    2000000LL
+#define MAX_THREADS 64
+static pthread_mutex_t held_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t held_threads[MAX_THREADS];
+static int held_nthreads, held_now, held_most;
+static atomic_long held_count;
+
+static int on_message_held(void *ctx, char *topic, int len, MQTTAsync_message *m)
+{
+	pthread_t self = pthread_self();
+	int i;
+	(void)ctx;
+	(void)len;
+	pthread_mutex_lock(&held_lock);
+	for (i = 0; i < held_nthreads && !pthread_equal(held_threads[i], self); i++)
+		;
+	if (i == held_nthreads && held_nthreads < MAX_THREADS)
+		held_threads[held_nthreads++] = self;
+	if (++held_now > held_most)
+		held_most = held_now;
+	pthread_mutex_unlock(&held_lock);
+	sleep_ns(HOLD_NS);
+	pthread_mutex_lock(&held_lock);
+	held_now--;
+	pthread_mutex_unlock(&held_lock);
+	atomic_fetch_add(&held_count, 1);
+	MQTTAsync_freeMessage(&m);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
 static void on_lost(void *ctx, char *cause)
 {
 	(void)ctx;
 	fprintf(stderr, "mqtt_bench: connection lost: %s\n", cause ? cause : "?");
 }
 
-static int client_open(struct client *c, const char *uri, const char *id)
+static int client_open_with(struct client *c, const char *uri, const char *id,
+			    MQTTAsync_messageArrived *arrived)
 {
 	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
 	memset(c, 0, sizeof *c);
 	if (MQTTAsync_create(&c->h, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) !=
 		MQTTASYNC_SUCCESS ||
-	    MQTTAsync_setCallbacks(c->h, c, on_lost, on_message, NULL) != MQTTASYNC_SUCCESS)
+	    MQTTAsync_setCallbacks(c->h, c, on_lost, arrived, NULL) != MQTTASYNC_SUCCESS)
 		return -1;
 	co.cleansession = 1;
 	co.keepAliveInterval = 60;
@@ -149,6 +189,11 @@ static int client_open(struct client *c, const char *uri, const char *id)
 		return -1;
 	nodelay(uri_port(uri));
 	return 0;
+}
+
+static int client_open(struct client *c, const char *uri, const char *id)
+{
+	return client_open_with(c, uri, id, on_message);
 }
 
 static int subscribe(struct client *c, const char *topic, int qos)
@@ -378,6 +423,40 @@ static int run_latency(const char *uri, int qos, long rate, long seconds, int po
 	return 0;
 }
 
+static int run_threads(const char *uri, int nclients)
+{
+	struct client subs[16], pub;
+	const long count = 200;
+	if (nclients < 1 || nclients > 16) {
+		fprintf(stderr, "mqtt_bench: threads: CLIENTS is 1 to 16\n");
+		return 2;
+	}
+	for (int i = 0; i < nclients; i++) {
+		char id[48];
+		snprintf(id, sizeof id, "bench-threads-%d", i);
+		if (client_open_with(&subs[i], uri, id, on_message_held) < 0 ||
+		    subscribe(&subs[i], "$share/bench-threads/bench/threads", 1) < 0)
+			return 1;
+	}
+	if (client_open(&pub, uri, "bench-threads-pub") < 0)
+		return 1;
+	long long t0 = now_ns();
+	for (long i = 0; i < count; i++)
+		if (publish(&pub, "bench/threads", 1, i) < 0)
+			return 1;
+	long long until = t0 + 60000000000LL;
+	while (atomic_load(&held_count) < count && now_ns() < until)
+		sleep_ns(1000000);
+	double secs = (double)(now_ns() - t0) / 1e9;
+	pthread_mutex_lock(&held_lock);
+	printf("threads clients=%d messages=%ld received=%ld callback-threads=%d "
+	       "most-at-once=%d seconds=%.2f (one at a time: %.2f)\n",
+	       nclients, count, atomic_load(&held_count), held_nthreads, held_most, secs,
+	       count * HOLD_NS / 1e9);
+	pthread_mutex_unlock(&held_lock);
+	return atomic_load(&held_count) == count ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 5 && strcmp(argv[1], "raw") == 0)
@@ -387,8 +466,11 @@ int main(int argc, char **argv)
 	if (argc >= 7 && strcmp(argv[1], "latency") == 0)
 		return run_latency(argv[2], atoi(argv[3]), atol(argv[4]), atol(argv[5]),
 				   atoi(argv[6]));
+	if (argc >= 4 && strcmp(argv[1], "threads") == 0)
+		return run_threads(argv[2], atoi(argv[3]));
 	fprintf(stderr, "usage: mqtt_bench raw URI QOS COUNT\n"
 			"       mqtt_bench flow URI QOS COUNT PORT\n"
-			"       mqtt_bench latency URI QOS RATE SECONDS PORT\n");
+			"       mqtt_bench latency URI QOS RATE SECONDS PORT\n"
+			"       mqtt_bench threads URI CLIENTS\n");
 	return 2;
 }
