@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -117,6 +118,9 @@ struct qfn {
 	struct heap age;   /* every entry */
 };
 
+/* A drained backlog of at least this many entries returns its memory (td_queue_commit). */
+#define DRAINED_BACKLOG 1000
+
 struct td_queue {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
@@ -126,6 +130,7 @@ struct td_queue {
 	bool lost;   /* undo() ran since the last commit: the group failed */
 	bool broken; /* the memory index could not be rebuilt */
 	long long next_id, total;
+	long long peak; /* most entries held since the queue last drained */
 	struct qent **ids; /* open addressing by id, NULL = empty */
 	size_t ids_cap, ids_n;
 	struct qfn **fns;
@@ -718,7 +723,7 @@ static int configure(struct td_queue *q, char *err, size_t errlen)
 	static const char *const file_pragmas[] = {
 	    "PRAGMA locking_mode = EXCLUSIVE", /* before WAL: no -shm, lock held */
 	    "PRAGMA journal_size_limit = 67108864",
-	    "PRAGMA cache_size = -8192",
+	    "PRAGMA cache_size = -2048", /* KB: room for the hot pages, small on a gateway */
 	    "PRAGMA cell_size_check = ON",
 	};
 	static const char *const memory_pragmas[] = {
@@ -1012,6 +1017,15 @@ int td_queue_commit(struct td_queue *q)
 		heap_push(&e->fn->ready, e);
 	}
 	q->nstaged = 0;
+	if (q->total > q->peak)
+		q->peak = q->total;
+	if (q->total == 0 && q->peak >= DRAINED_BACKLOG) {
+		/* A backlog has drained: give its cache pages and freed heap back, so that the
+		 * resident size returns to its resting level after a burst. */
+		sqlite3_db_release_memory(q->db);
+		malloc_trim(0);
+		q->peak = 0;
+	}
 	return 0;
 }
 
