@@ -972,7 +972,10 @@ struct td_http_server *td_http_server_create(const char *listen, const char *nam
 	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, to catch everything */
 		MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
+		/* One thread: no pool at all (a pool of 1 makes libmicrohttpd warn), so the
+		 * option's slot repeats the connection timeout instead. */
+		lim.threads == 1 ? MHD_OPTION_CONNECTION_TIMEOUT : MHD_OPTION_THREAD_POOL_SIZE,
+		lim.threads == 1 ? timeout_s : (unsigned)(lim.threads > 1 ? lim.threads : HTTP_THREADS),
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)(s->max_connections * 2),
 		MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,

@@ -38,6 +38,7 @@ struct td_http_limits {
 	long long max_header;	      /* bytes; 0: 16 KB */
 	long long max_connections;    /* 0: 1024 */
 	long long request_timeout_ms; /* 0: 30 s */
+	int threads;		      /* epoll threads; 0: 2 */
 };
 
 struct td_http_request {

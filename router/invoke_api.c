@@ -378,8 +378,10 @@ static void build_log(const struct invoke_job *job, const struct td_result *res,
 
 	td_meter_report_line(report, sizeof report, job->request_id, duration_us, job->memory_mb,
 			     res->max_memory_mb, res->init_us);
-	td_buf_printf(b, "START RequestId: %s Version: " LATEST "\nEND RequestId: %s\n%s",
-		      job->request_id, job->request_id, report);
+	td_buf_printf(b, "START RequestId: %s Version: " LATEST "\n", job->request_id);
+	if (res->log && res->log_len)
+		td_buf_append(b, res->log, res->log_len); /* the function's own lines */
+	td_buf_printf(b, "END RequestId: %s\n%s", job->request_id, report);
 	if (res->status != TD_RESULT_OK)
 		td_buf_printf(b, "\tError: %s", res->error ? res->error : "failed");
 	td_buf_appendc(b, '\n');
