@@ -412,14 +412,7 @@ const struct td_option td_global_options[] = {
      .max = 100000000,
      .desc = "Most async events waiting per function (unless the function sets "
 	     "queue_max); sources are slowed down beyond."},
-    {.type = TD_OPT_STRING,
-     .name = "runtime_api.listen",
-     .def = "127.0.0.1:0",
-     .flags = TD_OPT_ADDR,
-     .offset = G(runtime_api_listen),
-     .desc = "Loopback address of the Lambda Runtime API served to process functions; "
-	     "port 0 picks a free port."},
-    {0},
+{0},
 };
 
 #define T(field) offsetof(struct td_trigger, field)
@@ -635,11 +628,6 @@ static void load_global(struct loader *l, const config_setting_t *root)
 			    "option 'admin.listen': \"%s\" is not a loopback address, so "
 			    "admin.token is required",
 			    g->admin_listen);
-	if (g->runtime_api_listen && !td_listen_addr_is_loopback(g->runtime_api_listen))
-		td_diag_add(&l->diag, l->file, option_line(root, "runtime_api.listen", -1),
-			    "option 'runtime_api.listen': \"%s\" is not a loopback address (the "
-			    "Runtime API has no authentication)",
-			    g->runtime_api_listen);
 }
 
 /*

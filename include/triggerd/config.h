@@ -209,7 +209,6 @@ struct td_global {
 	long long http_request_timeout_ms;
 	int queue_durability;	    /* fsync|os|memory: enum td_queue_durability (router/queue.h) */
 	long long queue_max_events; /* per function, unless the function sets queue_max */
-	char *runtime_api_listen;   /* HOST:PORT, loopback; port 0: any free port */
 };
 
 struct td_source_conf {

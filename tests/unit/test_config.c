@@ -95,9 +95,6 @@ Test(config, error_messages)
 	    {"admin = {\n listen = \"0.0.0.0:7071\"; };",
 	     "t.cfg:2: option 'admin.listen': \"0.0.0.0:7071\" is not a loopback address, so "
 	     "admin.token is required"},
-	    {"runtime_api = { listen = \"0.0.0.0:0\"; };",
-	     "t.cfg:1: option 'runtime_api.listen': \"0.0.0.0:0\" is not a loopback address (the "
-	     "Runtime API has no authentication)"},
 	    {"sources = { a = 1; };",
 	     "t.cfg:1: option 'sources' must be a list of groups: sources = ( { ... }, { ... } );"},
 	    /* sources */
@@ -533,7 +530,6 @@ Test(config, global_defaults)
 	cr_expect_eq(g->http_request_timeout_ms, 30000);
 	cr_expect_eq(g->queue_durability, 0, "fsync");
 	cr_expect_eq(g->queue_max_events, 100000);
-	cr_expect_str_eq(g->runtime_api_listen, "127.0.0.1:0");
 	cr_expect_eq(cfg->nsources + cfg->nfunctions + cfg->ntriggers, 0);
 	cr_expect_str_eq(cfg->path, "t.cfg");
 	td_config_destroy(cfg);
@@ -847,14 +843,16 @@ Test(config, embedded_default)
 	cr_expect_str_eq(str_field(demo->ops->options, demo->opts, "path"), "/hooks/demo");
 	cr_expect_eq(enum_field(demo->ops->options, demo->opts, "format"), 0, "raw");
 	cr_expect_str_eq(str_field(tick->ops->options, tick->opts, "schedule"), "*/10 * * * * *");
-	cr_assert_eq(cfg->nfunctions, 1);
-	cr_expect_str_eq(cfg->functions[0].name, "show");
-	cr_expect_str_eq(cfg->functions[0].ops->name, "log");
+	cr_assert_eq(cfg->nfunctions, 2);
+	cr_expect_str_eq(cfg->functions[0].name, "hello");
+	cr_expect_str_eq(cfg->functions[0].ops->name, "process");
+	cr_expect_str_eq(cfg->functions[1].name, "show");
+	cr_expect_str_eq(cfg->functions[1].ops->name, "log");
 	cr_assert_eq(cfg->ntriggers, 2);
 	for (size_t i = 0; i < 2; i++) {
 		const struct td_trigger *t = &cfg->triggers[i];
 		const struct td_source_conf *s = &cfg->sources[t->source_index[0]];
-		cr_expect_str_eq(t->function, "show");
+		cr_expect_str_eq(t->function, "hello");
 		cr_expect_eq(t->invocation, s == demo ? TD_INVOKE_SYNC : TD_INVOKE_ASYNC, "%s",
 			     t->name);
 	}
