@@ -490,7 +490,8 @@ static void run_job(void *arg)
 		job->event = NULL; /* td_router_invoke takes the reference over */
 		/* From here on job may be freed by invocation_done, even before this returns. */
 		rc = td_router_invoke(job->router, job->target.function, ev,
-				      job->type == INVOKE_SYNC, invocation_done, job);
+				      job->type == INVOKE_SYNC, job->request_id, invocation_done,
+				      job);
 	}
 	if (rc == 0)
 		return;

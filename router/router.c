@@ -1045,6 +1045,7 @@ static void dispatch(void *arg)
 /* ---- the Invoke API ---- */
 
 int td_router_invoke(struct td_router *r, const char *function, struct td_event *event, bool sync,
+		     const char *request_id,
 		     void (*done)(void *arg, const struct td_result *result), void *arg)
 {
 	struct td_function *fn = find_function(r, function);
@@ -1064,6 +1065,8 @@ int td_router_invoke(struct td_router *r, const char *function, struct td_event 
 			rc = -TD_ENOMEM;
 			goto out;
 		}
+		if (request_id && strlen(request_id) < sizeof c->inv.request_id)
+			strcpy(c->inv.request_id, request_id);
 		c->done = done;
 		c->done_arg = arg;
 		start_call(c);

@@ -62,9 +62,12 @@ char *td_router_status_json(struct td_router *router, const char *what);
  * calls done(arg, result) on the engine thread when the function answered; async
  * (Event) durably queues the event and calls done with TD_RESULT_OK once it is
  * committed. Returns 0, -TD_ENOTFOUND (no such function), -TD_EFULL (concurrency or
- * queue full: throttled). Takes over the caller's reference to event.
+ * queue full: throttled). Takes over the caller's reference to event. request_id (may be
+ * NULL: a new UUID) is the sync invocation's id, so that the Invoke API's x-amzn-RequestId
+ * is the id the function sees, as on AWS Lambda.
  */
 int td_router_invoke(struct td_router *router, const char *function, struct td_event *event,
-		     bool sync, void (*done)(void *arg, const struct td_result *result), void *arg);
+		     bool sync, const char *request_id,
+		     void (*done)(void *arg, const struct td_result *result), void *arg);
 
 #endif

@@ -95,6 +95,9 @@ def test_python_context_fields_and_warm_reuse(triggerd):
         assert doc["identity_id"] is None and doc["client_custom"] is None
     assert first["aws_request_id"] != second["aws_request_id"]
     assert first["pid"] == second["pid"]  # one warm process served both
+    # the Invoke API's request id is the one the handler sees, as on AWS Lambda
+    status, headers, body = invoke(t, "pyctx", {"order": 3})
+    assert status == 200 and headers["x-amzn-RequestId"] == json.loads(body)["aws_request_id"]
 
 
 def test_python_remaining_time_decreases(triggerd):
