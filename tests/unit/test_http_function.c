@@ -558,8 +558,8 @@ static void start_one(struct batch *b)
 {
 	int i = b->started++;
 	slots[i] = (struct slot){b, i};
-	int rc = td_router_invoke(b->h->router, b->function, td_event_ref(b->ev), true, on_result,
-				  &slots[i]);
+	int rc = td_router_invoke(b->h->router, b->function, td_event_ref(b->ev), true, NULL,
+				  on_result, &slots[i]);
 	if (rc < 0) {
 		b->refused++;
 		td_engine_stop(b->h->engine);
