@@ -42,7 +42,14 @@
  * librdkafka 2.0 has two habits this works around: a resume restarts the partition
  * from the stored offset (records that come twice are dropped by the scheduler), and a
  * partition whose prefetch queue filled up is fetched again only about a second after
- * it drained, which kick() cuts short.
+ * it drained, which kick() cuts short: when a round of reading leaves fewer than
+ * KICK_LOW_WATER records in the local queue, or finds it empty.
+ *
+ * Cost per record (batch mode, the hot path): the consumer thread takes the records of
+ * a round with one rd_kafka_consume_batch_queue call, writes each record's JSON into a
+ * reused scratch buffer and copies it into the record's single allocation; the engine
+ * joins a batch's JSON into one buffer that the batch event takes over without a copy or
+ * a second validation (td_kafka_batch_event, td_event_take_data_json).
  *
  * Life cycle. stop() stops intake and joins the consumer thread but leaves the consumer
  * in the group, so that settlements arriving during the shutdown grace still store their
@@ -363,15 +370,17 @@ static void kafka_check(const void *p, const char *file, int line, struct td_dia
 
 /* ---- runtime: shared state ------------------------------------------------------- */
 
-#define CHUNK_MAX	    512	 /* records per hand-over to the engine */
-#define BUFFER_MAX	    5000 /* records waiting in one partition before it is paused */
-#define STUCK_MS	    1000 /* a partition that starts nothing this long is paused */
-#define FLOW_MIN	    1000 /* waiting in flowing partitions before the reader waits */
-#define FLOW_WAIT_MAX_MS    500	 /* it still polls this often (rebalances) */
-#define KICK_MS		    50	 /* the fetcher of a partition is woken at most this often */
-#define STORE_DELAY_MS	    5	 /* positions are stored at most this late */
-#define BUSY_RETRY_MAX_MS   1000 /* a busy batch is offered again at least this often */
-#define PROBE_INTERVAL_MS   2000 /* metadata probes while not ready */
+#define CHUNK_MAX	    512	  /* records per hand-over to the engine */
+#define SCRATCH_KEEP	    65536 /* the JSON scratch buffer is kept up to this size */
+#define BUFFER_MAX	    5000  /* records waiting in one partition before it is paused */
+#define STUCK_MS	    1000  /* a partition that starts nothing this long is paused */
+#define FLOW_MIN	    1000  /* waiting in flowing partitions before the reader waits */
+#define FLOW_WAIT_MAX_MS    500	  /* it still polls this often (rebalances) */
+#define KICK_MS		    50	  /* the fetcher of a partition is woken at most this often */
+#define KICK_LOW_WATER	    4000  /* records left in the local queue when fetchers are woken */
+#define STORE_DELAY_MS	    5	  /* positions are stored at most this late */
+#define BUSY_RETRY_MAX_MS   1000  /* a busy batch is offered again at least this often */
+#define PROBE_INTERVAL_MS   2000  /* metadata probes while not ready */
 #define PROBE_TIMEOUT_MS    1500
 #define CLOSE_WAIT_MS	    10000 /* destroy waits this long for the consumer to close */
 #define PRODUCER_FLUSH_MS   3000
@@ -450,9 +459,10 @@ struct kpart {
 struct kitem {
 	struct td_event *ev; /* batch_size 1: the event (NULL: it could not be built); else
 				made from json when a dead letter needs it */
-	char *json;	     /* batch_size > 1: the event's structured JSON */
+	char *json;	     /* batch_size > 1: the event's structured JSON (in the record's
+				block, struct krec) */
 	size_t json_len;
-	char *subject;	 /* batch_size > 1: the event's subject, or NULL */
+	char *subject;	 /* batch_size > 1: the event's subject, or NULL (in the block too) */
 	long long ts_ms; /* the record's timestamp, -1: none */
 	int ts_type;	 /* enum td_kafka_ts_type */
 };
@@ -529,6 +539,7 @@ struct kafka_ctx {
 	bool thread_started;
 	struct kpart *cmap, *ccache;
 	struct chunk *chunk;
+	struct td_buf scratch; /* a record's JSON before it is copied into its block */
 	long long next_probe_ms;
 	/* dead letters */
 	int dlq_kind;
@@ -572,19 +583,18 @@ static struct kpart *part_of(const struct td_kafka_batch *b)
 	return (struct kpart *)((char *)b->sched - offsetof(struct kpart, sched));
 }
 
-/* A record and its item are one allocation (struct krec); the scheduler frees the
- * record, this frees what the item holds. */
+/* A record, its item and (batch mode) the item's JSON and subject are one allocation
+ * (struct krec); the scheduler frees the record, this frees what the item holds beside. */
 struct krec {
 	struct td_kafka_rec r; /* first: free(&krec->r) frees the block */
 	struct kitem it;
+	char text[]; /* json, NUL, subject, NUL */
 };
 
 static void item_free(void *p)
 {
 	struct kitem *it = p;
 	td_event_unref(it->ev);
-	free(it->json);
-	free(it->subject);
 }
 
 /* The record's event, made from its JSON when only that was kept; NULL if unreadable. */
@@ -1762,11 +1772,11 @@ static struct kpart *map_find(struct kafka_ctx *ctx, const char *topic, int part
 	return NULL;
 }
 
-/* calloc that waits for memory rather than losing track of a record. */
-static void *calloc_wait(struct kafka_ctx *ctx, size_t size)
+/* malloc/calloc that wait for memory rather than losing track of a record. */
+static void *alloc_wait(struct kafka_ctx *ctx, size_t size, bool zero)
 {
 	void *p;
-	while (!(p = calloc(1, size))) {
+	while (!(p = zero ? calloc(1, size) : malloc(size))) {
 		if (is_stopping(ctx->rt))
 			return NULL;
 		td_logs_error(ctx->rt->scope, "out of memory; waiting");
@@ -1774,6 +1784,16 @@ static void *calloc_wait(struct kafka_ctx *ctx, size_t size)
 		nanosleep(&ts, NULL);
 	}
 	return p;
+}
+
+static void *calloc_wait(struct kafka_ctx *ctx, size_t size)
+{
+	return alloc_wait(ctx, size, true);
+}
+
+static void *malloc_wait(struct kafka_ctx *ctx, size_t size)
+{
+	return alloc_wait(ctx, size, false);
 }
 
 static void message_error(struct kafka_ctx *ctx, const rd_kafka_message_t *m)
@@ -1801,7 +1821,8 @@ static void message_error(struct kafka_ctx *ctx, const rd_kafka_message_t *m)
 			     what);
 }
 
-static void take_message(struct kafka_ctx *ctx, const rd_kafka_message_t *m)
+/* now_ms: td_now_ms() of this round of reading (the batch window's clock). */
+static void take_message(struct kafka_ctx *ctx, const rd_kafka_message_t *m, long long now_ms)
 {
 	struct kafka_rt *rt = ctx->rt;
 	if (m->err) {
@@ -1850,34 +1871,49 @@ static void take_message(struct kafka_ctx *ctx, const rd_kafka_message_t *m)
 	    .headers = hs,
 	    .nheaders = nh,
 	};
-	struct krec *kr = calloc_wait(ctx, sizeof *kr);
-	if (!kr)
-		goto out;
-	struct td_kafka_rec *r = &kr->r;
-	struct kitem *it = &kr->it;
+	/* Batch mode: the record's JSON is written into the reused scratch buffer, then
+	 * copied once into the record's own block (struct krec): one allocation a record. */
+	struct krec *kr;
+	struct td_buf *jb = &ctx->scratch;
+	bool json_ok = false, has_subject = false;
+	size_t extra = 0;
 	char err[300];
-	it->ts_ms = rec.timestamp_ms;
-	it->ts_type = rec.timestamp_type;
 	if (ctx->o->batch_size > 1) {
-		struct td_buf jb = {0};
-		bool has_subject;
-		td_buf_reserve(&jb, 320 + strlen(topic) + m->key_len * 2 + m->len * 4 / 3 +
-					(nh ? 512 : 0));
-		if (td_kafka_record_json(ctx->source_attr, &rec, &jb, &has_subject) == 0 &&
-		    (!has_subject || (it->subject = strndup(m->key, m->key_len))))
-			it->json = td_buf_steal(&jb, &it->json_len);
+		td_buf_reset(jb);
+		json_ok = td_kafka_record_json(ctx->source_attr, &rec, jb, &has_subject) == 0;
+		if (json_ok)
+			extra = jb->len + 1 + (has_subject ? m->key_len + 1 : 0);
 		else
 			snprintf(err, sizeof err, "record %s-%d-%lld: out of memory", topic,
 				 (int)m->partition, (long long)m->offset);
-		td_buf_free(&jb);
-	} else {
+	}
+	kr = malloc_wait(ctx, sizeof *kr + extra);
+	if (!kr)
+		goto out;
+	memset(kr, 0, sizeof *kr);
+	struct td_kafka_rec *r = &kr->r;
+	struct kitem *it = &kr->it;
+	it->ts_ms = rec.timestamp_ms;
+	it->ts_type = rec.timestamp_type;
+	if (json_ok) {
+		it->json = kr->text;
+		it->json_len = jb->len;
+		memcpy(kr->text, jb->data, jb->len + 1);
+		if (has_subject) {
+			it->subject = kr->text + jb->len + 1;
+			memcpy(it->subject, m->key, m->key_len);
+			it->subject[m->key_len] = '\0';
+		}
+	} else if (ctx->o->batch_size <= 1) {
 		it->ev = td_kafka_record_event(ctx->source_attr, &rec, err, sizeof err);
 	}
+	if (jb->cap > SCRATCH_KEEP)
+		td_buf_free(jb); /* a huge record: do not keep its size */
 	if (!it->ev && !it->json && rt_ratelimit(rt, &rt->rl_error))
 		td_logs_error(rt->scope, "%s", err);
 	p->c_next = m->offset + 1;
 	r->offset = m->offset;
-	r->arrival_ms = td_now_ms();
+	r->arrival_ms = now_ms;
 	r->has_key = m->key != NULL;
 	r->key_hash = m->key ? td_kafka_key_hash(m->key, m->key_len) : 0;
 	r->item = it;
@@ -2010,14 +2046,17 @@ static void on_kick(void *arg)
 }
 
 /*
- * librdkafka 2.0 stops fetching a partition while its local queue is over
- * queued.min.messages or queued.max.messages.kbytes (which happens whenever flow control
- * holds the reader back), and its broker thread only looks again about a second later:
- * a stall when the queue is drained sooner. So when a poll found nothing although the
- * broker has more (the cached high watermark is past what was read), the partition is
- * sought to the next record to read, which makes the broker thread fetch it at once
- * (the local queue of the partition is empty then, so nothing prefetched is lost; a
- * record that comes twice is dropped by the scheduler). A resume would not do: with
+ * librdkafka 2.0 stops fetching a partition while the local queue is over
+ * queued.min.messages or queued.max.messages.kbytes (the high-level consumer compares
+ * the one queue that all partitions feed; it happens whenever flow control holds the
+ * reader back, and after most fetches, since one fetch brings up to a whole message set
+ * per partition), and its broker thread only looks again about a second later: a stall
+ * when the queue is drained sooner. So when the queue is empty or running low
+ * (consumer_main) and the broker has more of a partition (the cached high watermark is
+ * past what was read), the partition is sought to the next record to read, which makes
+ * the broker thread fetch it at once. What was still queued of that partition (at most
+ * KICK_LOW_WATER records) is dropped by librdkafka and fetched again: nothing is lost, and
+ * a record that comes twice is dropped by the scheduler. A resume would not do: with
  * offsets stored by the application, librdkafka 2.0 resumes from the stored offset.
  * Through the engine, which owns the pause state.
  */
@@ -2049,22 +2088,46 @@ static void *consumer_main(void *arg)
 {
 	struct kafka_ctx *ctx = arg;
 	struct kafka_rt *rt = ctx->rt;
+	rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(rt->rk);
+	rd_kafka_message_t *msgs[CHUNK_MAX];
+	if (!cq) {
+		/* A consumer with a group.id always has this queue. */
+		td_logs_error(rt->scope, "consumer: no consumer queue");
+		return NULL;
+	}
 	while (!is_stopping(rt)) {
 		maybe_probe(ctx);
 		int room = flow_wait(rt);
 		if (room == 0)
 			break;
-		rd_kafka_message_t *m = rd_kafka_consumer_poll(rt->rk, 20);
-		if (!m && room > 1)
-			kick(ctx);
-		for (int n = 0; m; n++) {
-			take_message(ctx, m);
-			rd_kafka_message_destroy(m);
-			m = n + 1 < room ? rd_kafka_consumer_poll(rt->rk, 0) : NULL;
+		/* Take what the local queue holds, up to room, in one call (one lock, not one a
+		 * record). When it ran dry, the fetchers are woken at once (kick), then one
+		 * record is awaited and the rest taken as they are. */
+		ssize_t got = rd_kafka_consume_batch_queue(cq, 0, msgs, (size_t)room);
+		if (got <= 0) {
+			if (room > 1)
+				kick(ctx);
+			msgs[0] = rd_kafka_consumer_poll(rt->rk, 20);
+			got = msgs[0] ? 1 : 0;
+			if (got && room > 1) {
+				ssize_t more =
+				    rd_kafka_consume_batch_queue(cq, 0, msgs + 1, (size_t)room - 1);
+				got += more > 0 ? more : 0;
+			}
+		}
+		long long now = td_now_ms();
+		for (ssize_t i = 0; i < got; i++) {
+			take_message(ctx, msgs[i], now);
+			rd_kafka_message_destroy(msgs[i]);
 		}
 		chunk_flush(ctx);
+		/* Running low: wake the fetchers before the queue is empty. */
+		if (room > 1 && rd_kafka_queue_length(cq) < KICK_LOW_WATER)
+			kick(ctx);
 	}
 	chunk_flush(ctx);
+	rd_kafka_queue_destroy(cq);
+	td_buf_free(&ctx->scratch);
 	return NULL;
 }
 

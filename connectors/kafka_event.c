@@ -341,6 +341,9 @@ static bool format_time_ms(long long unix_ms, char out[40])
 	return true;
 }
 
+/* Appends a string literal (its length known at compile time: no strlen). */
+#define LIT(b, s) td_buf_append((b), (s), sizeof(s) - 1)
+
 static void member(struct td_buf *b, const char *name)
 {
 	td_buf_appends(b, ",\"");
@@ -397,34 +400,37 @@ int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *
 	*has_subject = subject;
 	char part[24], off[24];
 	size_t part_len = fmt_ll(part, r->partition), off_len = fmt_ll(off, r->offset);
-	td_buf_appends(b, "{\"specversion\":\"1.0\",\"id\":\"");
-	td_buf_appends(b, r->topic);
+	size_t topic_len = strlen(r->topic);
+	/* One reservation for the usual parts (appends still grow the buffer as needed). */
+	td_buf_reserve(b, 256 + 2 * topic_len + r->key_len + r->value_len + r->value_len / 8);
+	LIT(b, "{\"specversion\":\"1.0\",\"id\":\"");
+	td_buf_append(b, r->topic, topic_len);
 	td_buf_appendc(b, '-');
 	td_buf_append(b, part, part_len);
 	td_buf_appendc(b, '-');
 	td_buf_append(b, off, off_len);
 	td_buf_appendc(b, '"');
-	member(b, "source");
+	LIT(b, ",\"source\":");
 	td_json_append_cstr(b, source_attr);
-	td_buf_appends(b, ",\"type\":\"" TD_KAFKA_RECORD_TYPE "\"");
+	LIT(b, ",\"type\":\"" TD_KAFKA_RECORD_TYPE "\"");
 	if (subject) {
-		member(b, "subject");
+		LIT(b, ",\"subject\":");
 		td_json_append_string(b, r->key, r->key_len);
 	}
 	if (has_time) {
-		td_buf_appends(b, ",\"time\":\"");
+		LIT(b, ",\"time\":\"");
 		td_buf_append(b, time_text, 24);
 		td_buf_appendc(b, '"');
 	}
 	if (ct) {
-		member(b, "datacontenttype");
+		LIT(b, ",\"datacontenttype\":");
 		td_json_append_cstr(b, ct);
 	}
-	member(b, "kafkatopic");
-	td_json_append_cstr(b, r->topic);
-	td_buf_appends(b, ",\"kafkapartition\":");
+	LIT(b, ",\"kafkatopic\":");
+	td_json_append_string(b, r->topic, topic_len);
+	LIT(b, ",\"kafkapartition\":");
 	td_buf_append(b, part, part_len);
-	td_buf_appends(b, ",\"kafkaoffset\":");
+	LIT(b, ",\"kafkaoffset\":");
 	if (r->offset >= 0 && r->offset <= INT32_MAX) {
 		td_buf_append(b, off, off_len);
 	} else {
@@ -433,11 +439,11 @@ int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *
 		td_buf_appendc(b, '"');
 	}
 	if (r->timestamp_ms >= 0 && r->timestamp_type == TD_KAFKA_TS_LOG_APPEND) {
-		td_buf_appends(b, ",\"kafkatimestamptype\":\"LOG_APPEND_TIME\"");
+		LIT(b, ",\"kafkatimestamptype\":\"LOG_APPEND_TIME\"");
 		exts++;
 	}
 	if (r->key && !subject) {
-		td_buf_appends(b, ",\"kafkakey\":\"");
+		LIT(b, ",\"kafkakey\":\"");
 		td_base64_encode(b, r->key, r->key_len);
 		td_buf_appendc(b, '"');
 		exts++;
@@ -445,7 +451,7 @@ int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *
 	if (r->nheaders > 0) {
 		struct td_buf h = {0};
 		append_headers_json(&h, r->headers, r->nheaders);
-		member(b, "kafkaheaders");
+		LIT(b, ",\"kafkaheaders\":");
 		td_json_append_string(b, h.data ? h.data : "", h.len);
 		td_buf_free(&h);
 		exts++;
@@ -462,21 +468,21 @@ int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *
 	if (r->value) {
 		const unsigned char *p = r->value;
 		size_t n = r->value_len;
-		if (td_event_content_type_is_json(ct) &&
-		    td_json_valid((const char *)p, n, TD_EVENT_DATA_MAX_DEPTH)) {
+		bool ct_json = td_event_content_type_is_json(ct);
+		if (ct_json && td_json_valid((const char *)p, n, TD_EVENT_DATA_MAX_DEPTH)) {
 			while (n && json_ws(p[0])) {
 				p++;
 				n--;
 			}
 			while (n && json_ws(p[n - 1]))
 				n--;
-			member(b, "data");
+			LIT(b, ",\"data\":");
 			td_buf_append(b, p, n);
-		} else if (td_utf8_valid(p, n, NULL) && !td_event_content_type_is_json(ct)) {
-			member(b, "data");
+		} else if (!ct_json && td_utf8_valid(p, n, NULL)) {
+			LIT(b, ",\"data\":");
 			td_json_append_string(b, (const char *)p, n);
 		} else {
-			member(b, "data_base64");
+			LIT(b, ",\"data_base64\":");
 			td_buf_appendc(b, '"');
 			td_base64_encode(b, p, n);
 			td_buf_appendc(b, '"');
@@ -494,30 +500,36 @@ struct td_event *td_kafka_batch_event(const char *source_attr, const char *topic
 				      size_t errlen)
 {
 	struct td_event *ev = NULL;
-	struct td_buf b = {0};
 	const char *subject;
+	char *data = NULL, *w;
 	char id[640];
+	int rc;
 
 	if (n == 0) {
 		fail(err, errlen, "an empty batch");
 		return NULL;
 	}
-	size_t total = 2 + n;
+	/* The array is written once, into a buffer of its exact size, and handed to the
+	 * event as it is: the items are JSON that td_kafka_record_json wrote. */
+	size_t total = 2 + (n - 1);
 	for (size_t i = 0; i < n; i++)
 		total += items[i].json_len;
-	td_buf_reserve(&b, total);
+	data = malloc(total + 1);
+	if (!data)
+		goto nomem;
+	w = data;
 	subject = items[0].subject;
-	td_buf_appendc(&b, '[');
+	*w++ = '[';
 	for (size_t i = 0; i < n; i++) {
 		if (subject && (!items[i].subject || strcmp(items[i].subject, subject) != 0))
 			subject = NULL;
 		if (i)
-			td_buf_appendc(&b, ',');
-		td_buf_append(&b, items[i].json, items[i].json_len);
+			*w++ = ',';
+		memcpy(w, items[i].json, items[i].json_len);
+		w += items[i].json_len;
 	}
-	td_buf_appendc(&b, ']');
-	if (td_buf_failed(&b))
-		goto nomem;
+	*w++ = ']';
+	*w = '\0';
 	snprintf(id, sizeof id, "%s-%d-%lld..%lld", topic, partition, items[0].offset,
 		 items[n - 1].offset);
 	ev = td_event_create();
@@ -528,16 +540,18 @@ struct td_event *td_kafka_batch_event(const char *source_attr, const char *topic
 	    td_event_set_int(ev, "kafkapartition", partition) < 0 ||
 	    set_offset(ev, "kafkaoffset", items[0].offset) < 0 ||
 	    set_offset(ev, "kafkalastoffset", items[n - 1].offset) < 0 ||
-	    td_event_set_int(ev, "kafkacount", (long long)n) < 0 ||
-	    td_event_set_data(ev, b.data, b.len, "application/json") < 0)
+	    td_event_set_int(ev, "kafkacount", (long long)n) < 0)
+		goto nomem;
+	rc = td_event_take_data_json(ev, data, total, "application/json");
+	data = NULL; /* the event's now, or freed */
+	if (rc < 0)
 		goto nomem;
 	if (items[0].timestamp_ms >= 0 && items[0].timestamp_type != TD_KAFKA_TS_NONE)
 		td_event_set_time_ms(ev, items[0].timestamp_ms); /* out of range: no time */
-	td_buf_free(&b);
 	return ev;
 nomem:
 	fail(err, errlen, "cannot build the batch event (out of memory or malformed records)");
-	td_buf_free(&b);
+	free(data);
 	td_event_unref(ev);
 	return NULL;
 }

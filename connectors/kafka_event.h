@@ -104,7 +104,7 @@ int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *
 
 /* One record of a batch: its event's structured JSON and what the batch event needs. */
 struct td_kafka_batch_item {
-	const char *json;
+	const char *json; /* as td_kafka_record_json wrote it: trusted, not validated again */
 	size_t json_len;
 	long long offset;
 	const char *subject;	/* its subject, or NULL */
@@ -114,7 +114,10 @@ struct td_kafka_batch_item {
 
 /*
  * One event for n >= 1 records of one partition, in offset order (see the top; the
- * items are only read). Returns a new event, or NULL with the reason in err.
+ * items are only read). The data is the items' JSON joined into one array in one
+ * buffer and handed to the event without a copy or a second validation
+ * (td_event_take_data_json), so each item's json must be one valid JSON value: what
+ * td_kafka_record_json made. Returns a new event, or NULL with the reason in err.
  */
 struct td_event *td_kafka_batch_event(const char *source_attr, const char *topic, int partition,
 				      const struct td_kafka_batch_item *items, size_t n, char *err,

@@ -719,6 +719,39 @@ int td_event_set_data(struct td_event *ev, const void *data, size_t len, const c
 	return set_payload(ev, data, len);
 }
 
+int td_event_take_data_json(struct td_event *ev, char *json, size_t len, const char *content_type)
+{
+	size_t n = content_type ? strlen(content_type) : 0;
+	char *ct = NULL;
+	int rc = -TD_EINVAL;
+
+	if (!ev || !json || len == 0 || json[len] != '\0')
+		goto fail;
+	if (content_type) {
+		if (n == 0 || !td_event_content_type_is_json(content_type) ||
+		    check_string(content_type, n, NULL, 0) < 0 ||
+		    check_media_type(content_type, n, NULL, 0) < 0)
+			goto fail;
+		rc = -TD_ENOMEM;
+		ct = dupn(content_type, n);
+		if (!ct)
+			goto fail;
+		free(ev->core[A_DATACONTENTTYPE]);
+		ev->core[A_DATACONTENTTYPE] = ct;
+	} else if (!td_event_content_type_is_json(ev->core[A_DATACONTENTTYPE])) {
+		goto fail;
+	}
+	/* No copy and no validation: the caller guarantees one JSON value (event.h). */
+	free(ev->data);
+	ev->data = (unsigned char *)json;
+	ev->data_len = len;
+	ev->kind = TD_DATA_JSON;
+	return 0;
+fail:
+	free(json);
+	return rc;
+}
+
 /* Getters */
 
 const char *td_event_get(const struct td_event *ev, const char *name)

@@ -328,6 +328,32 @@ static void skip_ws(const unsigned char *s, size_t len, size_t *pos)
 	*pos = p;
 }
 
+/*
+ * The end of the run of plain string bytes from p (printable ASCII other than '"' and
+ * '\\'): the bytes the validator and the escaper pass over unchanged. Eight bytes at a
+ * time while the word holds no special byte (the classic byte tests on a 64-bit word:
+ * a high bit of the result is set exactly when the word holds a byte >= 0x80, < 0x20,
+ * '"' or '\\'), then byte by byte from the first word that does. Reads stay below len.
+ */
+#define LANES(c) (0x0101010101010101ULL * (unsigned char)(c))
+static size_t plain_run(const unsigned char *s, size_t p, size_t len)
+{
+	while (len - p >= 8) {
+		uint64_t x, q, b;
+		memcpy(&x, s + p, 8);
+		q = x ^ LANES('"');
+		b = x ^ LANES('\\');
+		if (((x | ((x - LANES(0x20)) & ~x) | ((q - LANES(1)) & ~q) |
+		      ((b - LANES(1)) & ~b)) &
+		     LANES(0x80)) != 0)
+			break;
+		p += 8;
+	}
+	while (p < len && s[p] >= 0x20 && s[p] < 0x80 && s[p] != '"' && s[p] != '\\')
+		p++;
+	return p;
+}
+
 static int v_string(struct vstate *v)
 {
 	const unsigned char *s = v->s;
@@ -336,8 +362,7 @@ static int v_string(struct vstate *v)
 	unsigned char c;
 
 	for (;;) {
-		while (p < len && (c = s[p]) >= 0x20 && c < 0x80 && c != '"' && c != '\\')
-			p++;
+		p = plain_run(s, p, len);
 		if (p >= len)
 			return vfail(v, start, "unterminated string");
 		c = s[p];
@@ -589,8 +614,7 @@ int td_json_append_string(struct td_buf *b, const char *text, size_t len)
 	td_buf_appendc(b, '"');
 	while (i < len) {
 		start = i;
-		while (i < len && (c = s[i]) >= 0x20 && c < 0x80 && c != '"' && c != '\\')
-			i++;
+		i = plain_run(s, i, len);
 		td_buf_append(b, s + start, i - start);
 		if (i >= len)
 			break;

@@ -398,18 +398,36 @@ static double through(const char *triggerd, const char *bootstrap, int batch, lo
 		"  invocation = \"sync\"; } );\n",
 		bootstrap, batch, batch > 1 ? 2 : 8, batch, fn_port);
 	fclose(f);
-	snprintf(wl, sizeof wl, "127.0.0.1:%d", free_port());
-	snprintf(al, sizeof al, "127.0.0.1:%d", free_port());
-	reset_counts();
-	pid_t pid = fork();
-	if (pid == 0) {
-		execl(triggerd, triggerd, "-c", cfg, "--state-dir", state, "--webhook-listen", wl,
-		      "--admin-listen", al, (char *)NULL);
-		_exit(127);
+	pid_t pid = -1;
+	long long deadline = 0;
+	/* The listen ports are picked free but may be taken by someone else before triggerd
+	 * binds them (a shared machine): a triggerd that exits at once is started again. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		snprintf(wl, sizeof wl, "127.0.0.1:%d", free_port());
+		snprintf(al, sizeof al, "127.0.0.1:%d", free_port());
+		reset_counts();
+		pid = fork();
+		if (pid == 0) {
+			execl(triggerd, triggerd, "-c", cfg, "--state-dir", state,
+			      "--webhook-listen", wl, "--admin-listen", al, (char *)NULL);
+			_exit(127);
+		}
+		deadline = now_ns() + DEADLINE_S * 1000000000LL;
+		bool exited = false;
+		while (atomic_load(&records_seen) < n && now_ns() < deadline) {
+			if (waitpid(pid, NULL, WNOHANG) == pid) {
+				exited = true;
+				break;
+			}
+			usleep(2000);
+		}
+		if (!exited)
+			break;
+		fprintf(stderr, "kafka_bench: triggerd exited early; starting it again\n");
+		pid = -1;
 	}
-	long long deadline = now_ns() + DEADLINE_S * 1000000000LL;
-	while (atomic_load(&records_seen) < n && now_ns() < deadline)
-		usleep(2000);
+	if (pid < 0)
+		die("triggerd does not start");
 	long long seen = atomic_load(&records_seen);
 	long long t0 = atomic_load(&first_seen_ns), t1 = atomic_load(&last_seen_ns);
 	*hwm_kb = vm_hwm_kb(pid);

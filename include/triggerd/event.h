@@ -111,6 +111,21 @@ int td_event_set_time_ms(struct td_event *ev, long long unix_ms);
  * payload; data non-NULL with len 0 is an empty payload (TEXT). */
 int td_event_set_data(struct td_event *ev, const void *data, size_t len, const char *content_type);
 
+/*
+ * Takes over a payload that the caller has just written and knows to be JSON, without
+ * copying or checking it (td_event_set_data copies and validates; use that for anything
+ * that came from outside). json is a malloc'ed buffer of at least len + 1 bytes with
+ * json[len] == '\0'; the caller guarantees that json[0..len) is exactly one valid JSON
+ * value (RFC 8259, UTF-8, nesting at most TD_EVENT_DATA_MAX_DEPTH), and the payload is
+ * classified TD_DATA_JSON without a look. content_type, when given, also sets
+ * `datacontenttype` and must be JSON-like (td_event_content_type_is_json); NULL keeps
+ * the current one, which must be JSON-like too (absent is). The event owns json from
+ * the call on, also when the call fails (it is freed then): 0, or -TD_EINVAL (json
+ * NULL, len 0, a content type that is not JSON-like or not a valid media type; the
+ * event is unchanged), -TD_ENOMEM.
+ */
+int td_event_take_data_json(struct td_event *ev, char *json, size_t len, const char *content_type);
+
 /* NULL when the attribute is absent. "specversion" is always "1.0". */
 const char *td_event_get(const struct td_event *ev, const char *name);
 /* The payload bytes (NUL-terminated for convenience, which len does not count), or NULL

@@ -1474,3 +1474,128 @@ Test(event, reference_count_across_threads)
 	td_event_unref(ev); /* frees it: ASan reports a leak or a double free otherwise */
 	td_event_unref(NULL);
 }
+
+/* td_event_take_data_json: the payload is taken over as it is (no copy), classified JSON
+ * without a look, and the event reads back and compares as if td_event_set_data made it. */
+Test(event, take_data_json)
+{
+	static const char text[] = "{\"a\":[1,2,{\"b\":\"c\"}]}";
+	struct td_event *taken = base_event(), *copied = base_event();
+	char *buf = strdup(text);
+	size_t len;
+
+	cr_assert_not_null(buf);
+	cr_assert_eq(td_event_take_data_json(taken, buf, strlen(text), "application/json"), 0);
+	cr_expect_eq(td_event_data(taken, &len), buf, "the buffer is the payload: no copy");
+	cr_expect_eq(len, strlen(text));
+	cr_expect_eq(td_event_data_kind(taken), TD_DATA_JSON);
+	cr_expect_str_eq(td_event_get(taken, "datacontenttype"), "application/json");
+	cr_assert_eq(td_event_set_data(copied, text, strlen(text), "application/json"), 0);
+	cr_expect(td_event_equal(taken, copied));
+	char *a = td_event_to_json(taken, NULL), *b = td_event_to_json(copied, NULL);
+	cr_assert(a && b);
+	cr_expect_str_eq(a, b);
+	free(a);
+	free(b);
+	/* Replacing a payload frees the old one (ASan checks); NULL keeps a JSON-like type. */
+	cr_assert_eq(td_event_take_data_json(taken, strdup("[true]"), 6, NULL), 0);
+	cr_expect_str_eq(td_event_data(taken, NULL), "[true]");
+	cr_expect_str_eq(td_event_get(taken, "datacontenttype"), "application/json");
+	td_event_unref(taken);
+	td_event_unref(copied);
+
+	/* Without a content type the event keeps none (absent is JSON-like). */
+	struct td_event *bare = base_event();
+	cr_assert_eq(td_event_take_data_json(bare, strdup("7"), 1, NULL), 0);
+	cr_expect_null(td_event_get(bare, "datacontenttype"));
+	cr_expect_eq(td_event_data_kind(bare), TD_DATA_JSON);
+	td_event_unref(bare);
+}
+
+/* Refusals leave the event as it was and still free the buffer (ASan checks). */
+Test(event, take_data_json_refusals)
+{
+	static const struct {
+		const char *ct_before; /* datacontenttype already set, or NULL */
+		const char *json;      /* NULL: pass NULL */
+		size_t len;
+		const char *ct; /* passed */
+		bool drop_nul;	/* json[len] is not NUL */
+	} cases[] = {
+	    {NULL, NULL, 0, "application/json", false},
+	    {NULL, "{}", 0, "application/json", false},
+	    {NULL, "{}", 2, "text/plain", false},
+	    {NULL, "{}", 2, "application/cloudevents+json; x", false},
+	    {NULL, "{}", 2, "", false},
+	    {NULL, "{}", 2, "json", false},
+	    {"text/plain", "{}", 2, NULL, false},
+	    {NULL, "{}x", 2, "application/json", true},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct td_event *ev = base_event();
+		if (cases[i].ct_before)
+			cr_assert_eq(td_event_set(ev, "datacontenttype", cases[i].ct_before), 0);
+		cr_assert_eq(td_event_set_data(ev, "\"old\"", 5, NULL), 0);
+		enum td_data_kind kind = td_event_data_kind(ev);
+		char *buf = cases[i].json ? strdup(cases[i].json) : NULL;
+		cr_expect_eq(td_event_take_data_json(ev, buf, cases[i].len, cases[i].ct),
+			     -TD_EINVAL, "case %zu", i);
+		cr_expect_str_eq(td_event_data(ev, NULL), "\"old\"", "case %zu", i);
+		cr_expect_eq(td_event_data_kind(ev), kind, "case %zu", i);
+		const char *ct = td_event_get(ev, "datacontenttype");
+		if (cases[i].ct_before)
+			cr_expect_str_eq(ct, cases[i].ct_before, "case %zu", i);
+		else
+			cr_expect_null(ct, "case %zu", i);
+		td_event_unref(ev);
+	}
+}
+
+/*
+ * The validator and the escaper pass plain bytes eight at a time: a special byte at
+ * every position around the word boundaries is still seen (table: what is put at
+ * position i of a 24-byte run of 'a', and whether the JSON string is then valid).
+ */
+Test(event, string_scan_word_boundaries)
+{
+	static const struct {
+		const char *bytes;
+		bool valid;
+		const char *escaped; /* td_json_append_string's text for the raw bytes, or NULL */
+	} cases[] = {
+	    {"\\\"", true, NULL},	    {"\\\\", true, NULL},	{"\\u00e9", true, NULL},
+	    {"\"", false, "\\\""},	    {"\\", false, "\\\\"},	{"\x01", false, "\\u0001"},
+	    {"\x1f", false, "\\u001f"},	    {"\n", false, "\\n"},	{"\x7f", true, "\x7f"},
+	    {"\xc3\xa9", true, "\xc3\xa9"}, {"\xff", false, "\\ufffd"}, {" ", true, " "},
+	};
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		for (size_t i = 0; i <= 24; i++) {
+			char raw[64], text[80];
+			size_t n = strlen(cases[c].bytes);
+			memset(raw, 'a', 24);
+			memcpy(raw + i, cases[c].bytes, n);
+			memset(raw + i + n, 'a', 24 - i);
+			size_t rlen = 24 + n;
+			text[0] = '"';
+			memcpy(text + 1, raw, rlen);
+			text[rlen + 1] = '"';
+			cr_expect_eq(td_json_valid(text, rlen + 2, 0), cases[c].valid,
+				     "case %zu at %zu", c, i);
+			if (!cases[c].escaped)
+				continue;
+			struct td_buf out = {0};
+			char want[96];
+			size_t e = strlen(cases[c].escaped);
+			want[0] = '"';
+			memset(want + 1, 'a', i);
+			memcpy(want + 1 + i, cases[c].escaped, e);
+			memset(want + 1 + i + e, 'a', 24 - i);
+			want[1 + 24 + e] = '"';
+			want[2 + 24 + e] = '\0';
+			cr_assert_eq(td_json_append_string(&out, raw, rlen), 0);
+			cr_expect_str_eq(out.data, want, "case %zu at %zu", c, i);
+			cr_expect(td_json_valid(out.data, out.len, 0), "case %zu at %zu", c, i);
+			td_buf_free(&out);
+		}
+	}
+}

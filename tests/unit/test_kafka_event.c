@@ -742,3 +742,46 @@ Test(kafka_event, topic_names_and_key_hash)
 	cr_expect_neq(td_kafka_key_hash("abc", 3), td_kafka_key_hash("abd", 3));
 	cr_expect_neq(td_kafka_key_hash("", 0), td_kafka_key_hash("\0", 1));
 }
+
+/* The batch's data is the items' JSON joined into one array, byte for byte, and valid
+ * JSON although the event does not validate it again (td_event_take_data_json). */
+Test(kafka_event, batch_data_is_the_joined_items)
+{
+	struct items it = {0};
+	char values[4][64], err[256] = "";
+	for (int i = 0; i < 4; i++) {
+		struct td_kafka_record r = numbered_record(100 + i, i % 2 ? "k" : NULL, values[i]);
+		add_item(&it, &r);
+	}
+	for (size_t n = 1; n <= 4; n++) {
+		struct td_event *b =
+		    td_kafka_batch_event(SRC, "orders", 1, it.v, n, err, sizeof err);
+		cr_assert_not_null(b, "%s", err);
+		struct td_buf want = {0};
+		td_buf_appendc(&want, '[');
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				td_buf_appendc(&want, ',');
+			td_buf_append(&want, it.v[i].json, it.v[i].json_len);
+		}
+		td_buf_appendc(&want, ']');
+		size_t len;
+		const char *data = td_event_data(b, &len);
+		cr_expect_eq(len, want.len, "%zu records", n);
+		cr_expect(memcmp(data, want.data, want.len) == 0, "%zu records", n);
+		cr_expect_eq(data[len], '\0');
+		cr_expect(td_json_valid(data, len, TD_EVENT_DATA_MAX_DEPTH), "%zu records", n);
+		cr_expect_eq(td_event_data_kind(b), TD_DATA_JSON);
+		/* The structured form reads back equal (the data as the exact array text). */
+		size_t jlen;
+		char *json = td_event_to_json(b, &jlen);
+		struct td_event *back = td_event_from_json(json, jlen, err, sizeof err);
+		cr_assert_not_null(back, "%s", err);
+		cr_expect(td_event_equal(b, back));
+		td_event_unref(back);
+		free(json);
+		td_buf_free(&want);
+		td_event_unref(b);
+	}
+	free_items(&it);
+}
