@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from conftest import run
+from conftest import npm_install, run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NODE_SRC = os.path.join(HERE, "node")
