@@ -10,7 +10,10 @@ process, real HTTP functions on loopback.
    standing in for AWS): a webhook request arrives as a function-URL request event, an
    S3 notification as {"Records": [...]}, and the function-URL response object becomes
    the webhook's HTTP answer (status, headers, cookies, base64 body; a malformed one is
-   502). The process kind's shapes are tested by its own tests.
+   502).
+5. Through the process kind (a Python handler that echoes its event): an S3 notification
+   arrives as {"Records": [...]} and the echoed answer is the webhook's JSON body; a cron
+   tick arrives as an EventBridge Scheduled Event, metered with its cold start.
 """
 import base64
 import hashlib
@@ -18,7 +21,7 @@ import hmac
 import json
 import os
 
-from conftest import SHARED, http_request
+from conftest import SHARED, http_request, wait_for
 
 
 def http_config(fn_url, source_extra="", fmt="structured"):
@@ -227,3 +230,67 @@ def test_s3_notification_arrives_as_records(triggerd, function_server):
     assert status == 200, body
     fn.wait_count(1)
     assert json.loads(fn.requests[0]["body"]) == json.loads(sample)
+
+
+# ---- the process kind: a Python handler gets the AWS shapes ----
+
+ECHO_HANDLER = '''import json, os
+
+
+def lambda_handler(event, context):
+    with open(os.environ["SEEN"], "a") as f:
+        f.write(json.dumps(event) + "\\n")
+    return event
+'''
+
+
+def process_config(code, seen, source):
+    return f"""
+log = {{ level = "info"; }};
+sources = ( {source} );
+functions = ( {{ name = "echo"; kind = "process"; runtime = "python3"; code = "{code}";
+                 environment = {{ SEEN = "{seen}"; }}; }} );
+triggers = ( {{ name = "t"; sources = ["in"]; function = "echo";
+                invocation = "{'async' if 'cron' in source else 'sync'}"; }} );
+"""
+
+
+def echo_function(tmp_path):
+    code = tmp_path / "echo"
+    code.mkdir()
+    (code / "lambda_function.py").write_text(ECHO_HANDLER)
+    return code, tmp_path / "seen.jsonl"
+
+
+def test_process_function_gets_s3_records_and_answers_the_webhook(triggerd, tmp_path):
+    code, seen = echo_function(tmp_path)
+    t = triggerd(process_config(code, seen, '{ name = "in"; kind = "webhook"; path = "/hooks/in"; '
+                                            'format = "s3"; }'))
+    with open(os.path.join(SHARED, "samples", "events", "s3-put.json"), "rb") as f:
+        body = f.read()
+    record = json.loads(body)["Records"][0]
+    status, headers, answer = http_request("POST", t.webhook + "/hooks/in", body,
+                                           {"Content-Type": "application/json"})
+    assert status == 200, answer
+    # the handler returned its event: a JSON answer without statusCode is the body, as a
+    # Lambda function URL answers it
+    assert json.loads(answer) == {"Records": [record]}
+    assert json.loads(seen.read_text().splitlines()[0]) == {"Records": [record]}
+
+
+def test_process_function_gets_a_cron_tick_as_a_scheduled_event(triggerd, tmp_path):
+    code, seen = echo_function(tmp_path)
+    t = triggerd(process_config(code, seen, '{ name = "in"; kind = "cron"; '
+                                            'schedule = "* * * * * *"; }'))
+    wait_for(lambda: seen.exists() and seen.read_text().strip(), 10,
+             what="a cron tick reaching the handler")
+    event = json.loads(seen.read_text().splitlines()[0])
+    assert event["detail-type"] == "Scheduled Event"
+    assert event["source"] == "aws.events"
+    assert event["version"] == "0" and event["id"] and event["time"].endswith("Z")
+    assert event["resources"] and event["resources"][0].startswith("arn:aws:events:")
+    assert event["detail"] == {}
+    # metered as Lambda bills it, with the cold start counted
+    status, _, body = http_request("GET", t.admin + "/v1/usage")
+    usage = next(f for f in json.loads(body) if f["name"] == "echo")
+    assert usage["requests"] >= 1 and usage["cold_starts"] == 1 and usage["billed_ms"] >= 1
