@@ -25,7 +25,9 @@
  * with Runtime.ExitError ("Runtime exited with error: exit status 1", "signal: killed");
  * one that dies before its first /next, posts /runtime/init/error, or does not ask for
  * /next within init_timeout fails the oldest waiting invocation (Runtime.InitError
- * unless it named a type) and the next invocation starts a new process. Processes are
+ * unless it named a type) and the next invocation starts a new process. One that has
+ * answered and does not ask for /next again within init_timeout is killed (nothing
+ * fails: it held no invocation) so that it does not keep its place. Processes are
  * only freed by sweep() at the end of a callback, never inside invoke(), so a
  * td_invocation_complete that re-enters invoke() finds every process in place.
  *
@@ -260,6 +262,7 @@ struct process_ctx {
 static void dispatch(struct process_ctx *ctx);
 static void sweep(struct process_ctx *ctx);
 static void finish(struct pinv *pi, struct td_result *res);
+static void next_timeout(void *arg);
 
 /* ---- small helpers ---- */
 
@@ -398,6 +401,11 @@ static void finish(struct pinv *pi, struct td_result *res)
 		td_pout_drain(p->out); /* the handler's last lines, before END */
 		p->inv = NULL;
 		cancel(ctx, &p->watch);
+		if (!p->dying) {
+			cancel(ctx, &p->timer);
+			p->timer =
+			    td_timer_add(ctx->engine, ctx->opts->init_timeout_ms, next_timeout, p);
+		}
 		res->duration_us = (td_now_ns() - pi->start_ns) / 1000;
 		if (res->duration_us <= 0)
 			res->duration_us = 1;
@@ -549,10 +557,20 @@ static void on_line(void *arg, const char *line, size_t len)
 	const char *rid = p->inv ? p->inv->inv->request_id : "-";
 
 	td_logs_info(ctx->scope, "%s\t%.*s", rid, (int)len, line);
-	if (p->inv && p->inv->log.len + len < LOG_MAX) {
-		td_buf_append(&p->inv->log, line, len);
-		td_buf_appendc(&p->inv->log, '\n');
+	if (!p->inv)
+		return;
+	struct td_buf *log = &p->inv->log;
+	if (log->len + len + 1 > LOG_MAX) {
+		/* Tail wants the end: drop the older half, at a line boundary (a line is at
+		 * most TD_POUT_MAX_LINE, far below LOG_MAX / 2). */
+		const char *nl = memchr(log->data + log->len / 2, '\n', log->len - log->len / 2);
+		size_t keep = nl ? log->len - (size_t)(nl + 1 - log->data) : 0;
+		memmove(log->data, log->data + log->len - keep, keep);
+		log->len = keep;
+		log->data[keep] = '\0';
 	}
+	td_buf_append(log, line, len);
+	td_buf_appendc(log, '\n');
 }
 
 static void on_eof(void *arg)
@@ -583,6 +601,27 @@ static void init_timeout(void *arg)
 	proc_kill(p, NULL);
 	if (pi)
 		finish_error(pi, "Runtime.InitError", msg);
+	sweep(ctx);
+	dispatch(ctx);
+}
+
+/* A process that answered must ask for the next invocation within init_timeout: one
+ * stuck after its answer would otherwise count as starting for ever and keep its place
+ * under concurrency while invocations wait and time out. */
+static void next_timeout(void *arg)
+{
+	struct proc *p = arg;
+	struct process_ctx *ctx = p->ctx;
+
+	p->timer = NULL;
+	if (p->dying || p->inv || p->next_ex)
+		return;
+	td_logs_warn(ctx->scope,
+		     "runtime process %d did not ask for the next invocation within %lld.%02lld "
+		     "s: killed",
+		     (int)p->pid, ctx->opts->init_timeout_ms / 1000,
+		     ctx->opts->init_timeout_ms % 1000 / 10);
+	proc_kill(p, NULL);
 	sweep(ctx);
 	dispatch(ctx);
 }
@@ -720,8 +759,7 @@ static void on_next(struct proc *p, struct td_http_exchange *ex)
 			      p->init_us);
 	}
 	p->next_ex = ex;
-	if (!ctx->wait_head)
-		arm_idle(p);
+	arm_idle(p); /* also ends next_timeout; respond_next cancels it when work is there */
 }
 
 /* /response and /error of the invocation p holds. */
@@ -895,6 +933,13 @@ static int spawn(struct process_ctx *ctx)
 			    .rlim_max = (rlim_t)ctx->opts->common.memory_mb << 20};
 	bool limit_as = ctx->opts->runtime == RUNTIME_PYTHON3;
 	int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	/* For kernels without close_range (before 5.9): every descriptor up to the limit.
+	 * Libraries (hiredis, paho) open sockets without O_CLOEXEC. */
+	struct rlimit nofile;
+	int maxfd = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+			    nofile.rlim_cur < INT_MAX
+			? (int)nofile.rlim_cur
+			: 65536;
 	p->spawn_ns = td_now_ns();
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -908,7 +953,9 @@ static int spawn(struct process_ctx *ctx)
 			dup2(devnull, 0);
 		dup2(fds[1], 1);
 		dup2(fds[1], 2);
-		syscall(SYS_close_range, 3U, ~0U, 0U);
+		if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+			for (int fd = 3; fd < maxfd; fd++)
+				close(fd);
 		if (chdir(ctx->code) < 0)
 			_exit(126);
 		if (limit_as)

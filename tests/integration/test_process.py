@@ -227,6 +227,33 @@ def test_init_timeout(triggerd, tmp_path):
     wait_for(lambda: children(t.proc.pid) == [], 5, what="the hung process to be killed")
 
 
+def test_a_runtime_that_stops_asking_for_work_is_replaced(triggerd, tmp_path):
+    # It answers once, then never calls /next again: after init_timeout it is killed
+    # and the next invocation gets a new process instead of waiting for ever.
+    code = tmp_path / "once"
+    code.mkdir()
+    (code / "bootstrap").write_text(
+        "#!/usr/bin/env python3\n"
+        "import os, time, urllib.request\n"
+        "api = 'http://' + os.environ['AWS_LAMBDA_RUNTIME_API'] + "
+        "'/2018-06-01/runtime/invocation/'\n"
+        "with urllib.request.urlopen(api + 'next') as r:\n"
+        "    rid = r.headers['Lambda-Runtime-Aws-Request-Id']\n"
+        "body = ('{\"pid\": %d}' % os.getpid()).encode()\n"
+        "urllib.request.urlopen(urllib.request.Request(api + rid + '/response', body))\n"
+        "time.sleep(3600)\n")
+    (code / "bootstrap").chmod(0o755)
+    t = triggerd(config(function("once", code=str(code), init_timeout="1s", timeout="6s",
+                                 concurrency=1)))
+    _, first = invoke(t, "once", {})
+    h, second = invoke(t, "once", {})
+    assert "X-Amz-Function-Error" not in h, second
+    assert second["pid"] != first["pid"]
+    wait_for(lambda: not alive(first["pid"]), 5, what="the stuck runtime to be killed")
+    assert re.search(rf"runtime process {first['pid']} did not ask for the next invocation "
+                     r"within 1\.00 s: killed", t.log())
+
+
 def test_memory_limit_exceeded(triggerd):
     t = triggerd(config(function("mem", memory_mb=128, timeout="10s")))
     h, err = invoke(t, "mem", {"do": "alloc", "mb": 300, "hold": 2})
@@ -250,6 +277,28 @@ def test_oversized_response_is_413_and_a_function_error(triggerd):
              what="the runtime's 413")
     _, ok = invoke(t, "big", {"do": "big", "bytes": 10})
     assert ok == {"data": "x" * 10}
+
+
+def test_runtime_inherits_no_descriptor_of_triggerd(triggerd):
+    # Only stdin, stdout and stderr cross exec: none of triggerd's sockets, pipes,
+    # eventfds or epoll.
+    t = triggerd(config(function("fds")))
+    _, out = invoke(t, "fds", {"do": "pid"})
+
+    def targets(pid):
+        found = {}
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                found[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                pass
+        return found
+
+    ours = set(targets(t.proc.pid).values())
+    theirs = targets(out["pid"])
+    leaked = {fd: what for fd, what in theirs.items()
+              if fd > 2 and (what in ours or what.startswith("anon_inode:"))}
+    assert not leaked, (leaked, theirs)
 
 
 # ---- the Runtime API ----
@@ -354,6 +403,17 @@ def test_start_end_report_and_tail(triggerd):
     assert re.search(rf"\[process:logs\] REPORT RequestId: {inv}\tDuration: \d+\.\d\d ms\t"
                      r"Billed Duration: \d+ ms\tMemory Size: 128 MB\tMax Memory Used: \d+ MB\t"
                      r"Init Duration: \d+\.\d\d ms", log)
+
+
+def test_tail_is_the_end_of_a_long_log(triggerd):
+    # More output than the 256 KB kept per invocation: Tail still shows the last lines.
+    t = triggerd(config(function("longlog")))
+    lines = [f"{i:04d} " + "x" * 1000 for i in range(400)] + ["the very last line"]
+    h, out = invoke(t, "longlog", {"do": "print", "lines": lines}, {"X-Amz-Log-Type": "Tail"})
+    assert out == {"printed": 401}
+    tail = base64.b64decode(h["X-Amz-Log-Result"]).decode().splitlines()
+    assert tail[-5:-2] == [lines[-2], "the very last line", "to stderr"], tail[-6:]
+    assert tail[-2] == f"END RequestId: {h['x-amzn-RequestId']}"
 
 
 # ---- bootstraps ----
