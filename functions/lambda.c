@@ -10,8 +10,8 @@
  * {endpoint}/2015-03-31/functions/{FunctionName}/invocations[?Qualifier=...] on its own
  * CURL easy handle, run on the engine's multi handle (td_engine_curl_start, whose
  * connection pool is shared, so calls reuse kept-alive connections). The body is the
- * event in the function's event_format (aws: td_event_aws_payload once
- * include/triggerd/aws_event.h exists, the CloudEvent JSON until then); the header
+ * event in the function's event_format (aws: td_event_aws_payload; cloudevents: the
+ * CloudEvent JSON); the header
  * X-Amz-Invocation-Type is RequestResponse, or Event for an async invocation with
  * handoff (then Lambda owns retries and its 202 is success).
  *
@@ -57,8 +57,6 @@
 #include "../router/json.h"
 #include "../router/sigv4.h"
 #include "http_util.h"
-
-/* The AWS event shapes (router/aws_event.c), when that module is in the tree. */
 
 struct lambda_opts {
 	struct td_function_common common;

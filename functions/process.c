@@ -477,6 +477,7 @@ static bool try_reap(struct proc *p)
 		return false;
 	p->reaped = true;
 	p->wstatus = r == p->pid ? st : 0;
+	kill(-p->pid, SIGKILL); /* what the runtime started in its group goes with it */
 	proc_ended(p);
 	return true;
 }
@@ -771,18 +772,17 @@ static void on_answer(struct proc *p, enum td_rapi_kind kind, struct td_http_exc
 	struct td_result res = {0};
 	static const char accepted[] = "{\"status\":\"OK\"}";
 
+	if (req->body_len > TD_RAPI_MAX_BODY) { /* a result or an error document */
+		char msg[160];
+		snprintf(msg, sizeof msg,
+			 "Response payload size (%zu bytes) exceeded maximum allowed payload "
+			 "size (%u bytes).",
+			 req->body_len, TD_RAPI_MAX_BODY);
+		td_rapi_respond_error(ex, 413, "RequestEntityTooLarge", msg);
+		finish_error(pi, "Function.ResponseSizeTooLarge", msg);
+		return;
+	}
 	if (kind == TD_RAPI_RESPONSE) {
-		if (req->body_len > TD_RAPI_MAX_BODY) {
-			char msg[160];
-			snprintf(
-			    msg, sizeof msg,
-			    "Response payload size (%zu bytes) exceeded maximum allowed payload "
-			    "size (%u bytes).",
-			    req->body_len, TD_RAPI_MAX_BODY);
-			td_rapi_respond_error(ex, 413, "RequestEntityTooLarge", msg);
-			finish_error(pi, "Function.ResponseSizeTooLarge", msg);
-			return;
-		}
 		const char *ct = td_http_header_get(req, "Content-Type");
 		res.status = TD_RESULT_OK;
 		res.http_status = 200;
@@ -873,7 +873,12 @@ static void on_rapi(void *arg, enum td_rapi_kind kind, const char *id, struct td
 		break;
 	case TD_RAPI_RESPONSE:
 	case TD_RAPI_ERROR:
-		if (p->inv && strcmp(p->inv->inv->request_id, id) == 0) {
+		if (p->dying && p->inv) {
+			/* killed (timeout, out of memory): its invocation ends with that reason
+			 * when the process is reaped, not with an answer still in flight */
+			td_rapi_respond_error(ex, 410, "Runtime.Unavailable",
+					      "this runtime environment is stopping");
+		} else if (p->inv && strcmp(p->inv->inv->request_id, id) == 0) {
 			on_answer(p, kind, ex);
 		} else if (recent_id(ctx, id)) {
 			snprintf(msg, sizeof msg, "Invocation %s is already answered or timed out",
