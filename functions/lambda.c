@@ -180,6 +180,7 @@ struct lambda_call {
 	struct curl_slist *headers;
 	char *body;
 	size_t body_len;
+	char *client_context; /* X-Amz-Client-Context (base64), or NULL */
 	struct td_buf response;
 	bool too_large;
 	char errbuf[CURL_ERROR_SIZE];
@@ -213,6 +214,7 @@ static void call_free(struct lambda_call *call)
 		curl_easy_cleanup(call->easy);
 	curl_slist_free_all(call->headers);
 	free(call->body);
+	free(call->client_context);
 	td_buf_free(&call->response);
 	free(call);
 }
@@ -470,7 +472,7 @@ static int sign_call(struct lambda_call *call, const char *invocation_type)
 	struct lambda_ctx *ctx = call->ctx;
 	char date[17], err[256];
 	struct td_buf auth;
-	struct td_http_header h[5];
+	struct td_http_header h[6];
 	size_t n = 0;
 	int rc;
 
@@ -481,6 +483,8 @@ static int sign_call(struct lambda_call *call, const char *invocation_type)
 	h[n++] = (struct td_http_header){"X-Amz-Invocation-Type", invocation_type};
 	if (ctx->token)
 		h[n++] = (struct td_http_header){"X-Amz-Security-Token", ctx->token};
+	if (call->client_context)
+		h[n++] = (struct td_http_header){"X-Amz-Client-Context", call->client_context};
 	const struct td_sigv4_request req = {
 	    .method = "POST",
 	    .path = ctx->path,
@@ -521,6 +525,16 @@ static int lambda_invoke(struct td_function *fn, struct td_invocation *inv)
 	call->easy = curl_easy_init();
 	if (!call->body || !call->easy)
 		goto fail;
+	if (inv->client_context) { /* the caller's, passed on as the Invoke API takes it */
+		struct td_buf b64 = {0};
+		size_t len;
+		td_base64_encode(&b64, inv->client_context, strlen(inv->client_context));
+		call->client_context = td_buf_steal(&b64, &len);
+		td_buf_free(&b64);
+		if (!call->client_context ||
+		    !add_header(&call->headers, "X-Amz-Client-Context", call->client_context))
+			goto fail;
+	}
 	if (!add_header(&call->headers, "Content-Type", "application/json") ||
 	    !add_header(&call->headers, "X-Amz-Invocation-Type", type) ||
 	    (ctx->token && !add_header(&call->headers, "X-Amz-Security-Token", ctx->token)))

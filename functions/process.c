@@ -47,8 +47,8 @@
  * itself is measured, not processes it starts. Max Memory Used is its VmHWM, reset
  * (clear_refs 5) when it takes an invocation.
  *
- * Not passed: Lambda-Runtime-Client-Context and -Cognito-Identity (an invocation
- * carries neither), so /next never sends them.
+ * /next sends Lambda-Runtime-Client-Context when the invocation has one (the Invoke API's
+ * X-Amz-Client-Context); never -Cognito-Identity (no source of triggerd carries one).
  *
  * Outcomes (struct td_result): success is TD_RESULT_OK with the runtime's body and
  * content type (application/json unless it named another; curl's and urllib's default
@@ -238,6 +238,7 @@ struct proc {
 	bool eof;
 	int wstatus;
 	const char *kill_type; /* errorType when triggerd killed it for a reason */
+	struct pinv *draining; /* the invocation finish() is draining the output for */
 };
 
 struct process_ctx {
@@ -398,8 +399,13 @@ static void finish(struct pinv *pi, struct td_result *res)
 	struct proc *p = pi->proc;
 
 	if (p) {
-		td_pout_drain(p->out); /* the handler's last lines, before END */
+		/* The handler's last lines, before END. The invocation is detached first: an
+		 * exit the drain comes across (a killed process) is not this invocation's
+		 * end any more, the lines still are its own (p->draining). */
 		p->inv = NULL;
+		p->draining = pi;
+		td_pout_drain(p->out);
+		p->draining = NULL;
 		cancel(ctx, &p->watch);
 		if (!p->dying) {
 			cancel(ctx, &p->timer);
@@ -515,7 +521,7 @@ static void sweep(struct process_ctx *ctx)
 {
 	for (struct proc *p = ctx->procs, *next; p; p = next) {
 		next = p->next;
-		if (p->reaped && !p->inv)
+		if (p->reaped && !p->inv && !p->draining)
 			proc_free(p);
 	}
 }
@@ -555,12 +561,13 @@ static void on_line(void *arg, const char *line, size_t len)
 {
 	struct proc *p = arg;
 	struct process_ctx *ctx = p->ctx;
-	const char *rid = p->inv ? p->inv->inv->request_id : "-";
+	struct pinv *cur = p->inv ? p->inv : p->draining;
+	const char *rid = cur ? cur->inv->request_id : "-";
 
 	td_logs_info(ctx->scope, "%s\t%.*s", rid, (int)len, line);
-	if (!p->inv)
+	if (!cur)
 		return;
-	struct td_buf *log = &p->inv->log;
+	struct td_buf *log = &cur->log;
 	if (log->len + len + 1 > LOG_MAX) {
 		/* Tail wants the end: drop the older half, at a line boundary (a line is at
 		 * most TD_POUT_MAX_LINE, far below LOG_MAX / 2). */
@@ -717,7 +724,9 @@ static void respond_next(struct proc *p, struct pinv *pi)
 	    {"Lambda-Runtime-Deadline-Ms", deadline},
 	    {"Lambda-Runtime-Invoked-Function-Arn", ctx->arn},
 	    {"Lambda-Runtime-Trace-Id", trace},
+	    {"Lambda-Runtime-Client-Context", inv->client_context},
 	};
+	size_t nh = sizeof h / sizeof h[0] - (inv->client_context ? 0 : 1);
 	struct td_http_exchange *ex = p->next_ex;
 	p->next_ex = NULL;
 	cancel(ctx, &p->timer);
@@ -731,7 +740,7 @@ static void respond_next(struct proc *p, struct pinv *pi)
 		finish_error(pi, "ServiceException", "out of memory");
 		return;
 	}
-	td_http_respond(ex, 200, "application/json", body, len, h, sizeof h / sizeof h[0]);
+	td_http_respond(ex, 200, "application/json", body, len, h, nh);
 	free(body);
 	p->watch = td_timer_add(ctx->engine, WATCH_MS, watch_busy, p);
 }

@@ -66,6 +66,7 @@ struct invoke_job {
 	bool tail;
 	struct td_invoke_target target;
 	char request_id[37];
+	char *client_context; /* X-Amz-Client-Context decoded (JSON object text), or NULL */
 	long long memory_mb;
 	long long start_ns;
 };
@@ -366,6 +367,7 @@ static void respond_aws_error(struct td_http_exchange *ex, int status, const cha
 static void job_free(struct invoke_job *job)
 {
 	td_event_unref(job->event);
+	free(job->client_context);
 	free(job);
 }
 
@@ -489,9 +491,9 @@ static void run_job(void *arg)
 		struct td_event *ev = job->event;
 		job->event = NULL; /* td_router_invoke takes the reference over */
 		/* From here on job may be freed by invocation_done, even before this returns. */
+		const struct td_invoke_meta meta = {job->request_id, job->client_context};
 		rc = td_router_invoke(job->router, job->target.function, ev,
-				      job->type == INVOKE_SYNC, job->request_id, invocation_done,
-				      job);
+				      job->type == INVOKE_SYNC, &meta, invocation_done, job);
 	}
 	if (rc == 0)
 		return;
@@ -623,6 +625,33 @@ static int check_auth(const struct td_invoke_api *api, struct td_http_exchange *
 	return check_signature(api, ex, req);
 }
 
+/* X-Amz-Client-Context: base64 of a JSON object, at most TD_INVOKE_CLIENT_CONTEXT_MAX
+ * bytes as sent (AWS's limit). 0 with the decoded text in *out (malloc'ed), or -TD_EINVAL
+ * with a message. */
+static int client_context(const char *b64, char **out, char *msg, size_t msglen)
+{
+	struct td_buf text = {0};
+	size_t len = strlen(b64);
+	char why[128];
+	int rc = -TD_EINVAL;
+	if (len > TD_INVOKE_CLIENT_CONTEXT_MAX) {
+		snprintf(msg, msglen, "Client context must be at most %d bytes (this one has %zu)",
+			 TD_INVOKE_CLIENT_CONTEXT_MAX, len);
+		goto out;
+	}
+	if (td_base64_decode(b64, len, &text, why, sizeof why) < 0 || td_buf_failed(&text) ||
+	    text.len == 0 || text.data[0] != '{' ||
+	    td_json_validate(text.data, text.len, TD_EVENT_DATA_MAX_DEPTH, why, sizeof why) < 0) {
+		snprintf(msg, msglen, "Client context must be a valid Base64-encoded JSON object");
+		goto out;
+	}
+	*out = td_buf_steal(&text, &len);
+	rc = *out ? 0 : -TD_EINVAL;
+out:
+	td_buf_free(&text);
+	return rc;
+}
+
 /* Reads X-Amz-Invocation-Type and X-Amz-Log-Type; 0, or -TD_EINVAL with a message. */
 static int read_headers(const struct td_http_request *req, enum invoke_type *type, bool *tail,
 			char *msg, size_t cap)
@@ -733,6 +762,12 @@ static void on_invoke(void *arg, struct td_http_exchange *ex)
 	if (!api->router) {
 		respond_aws_error(ex, 503, "ServiceException", "the router is not running yet",
 				  job->request_id, 1, NULL, 0);
+		goto fail;
+	}
+	const char *cc = td_http_header_get(req, "X-Amz-Client-Context");
+	if (cc && client_context(cc, &job->client_context, msg, sizeof msg) < 0) {
+		respond_aws_error(ex, 400, "InvalidRequestContentException", msg, job->request_id,
+				  0, NULL, 0);
 		goto fail;
 	}
 	if (job->type != INVOKE_DRYRUN && !(job->event = make_event(job, payload, len))) {

@@ -20,9 +20,12 @@
  * the invocation's log, which holds the lines triggerd writes for it: "START RequestId:
  * ID Version: $LATEST", "END RequestId: ID" and the REPORT line (Duration, Billed
  * Duration, Memory Size, Max Memory Used and Init Duration when the kind measured
- * them, and "Error: ..." when it failed). Function output (stdout) is not captured. The
- * RequestId is the invocation's event id, which is also the x-amzn-RequestId header and
- * the `id` of the CloudEvent the function gets. Every answer carries
+ * them, and "Error: ..." when it failed), with the function's own output (process
+ * functions) between START and END. The RequestId is the invocation's event id, which is
+ * also the x-amzn-RequestId header, the `id` of the CloudEvent the function gets and the
+ * request id the function's context sees. X-Amz-Client-Context (base64 of a JSON object,
+ * at most TD_INVOKE_CLIENT_CONTEXT_MAX bytes; else 400 InvalidRequestContentException)
+ * reaches the function's context.client_context. Every answer carries
  * X-Amz-Executed-Version: $LATEST (but errors).
  *
  * The payload (the request body) must be JSON (an empty body is the JSON {}), at most
@@ -58,11 +61,12 @@ struct td_invoke_api;
 struct td_http_server;
 struct td_router;
 
-#define TD_INVOKE_PATH_PREFIX	"/2015-03-31/functions/"
-#define TD_INVOKE_MAX_PAYLOAD	6291456 /* 6 MB, as AWS Lambda (sync and Event) */
-#define TD_INVOKE_TAIL_MAX	4096	/* bytes of log in X-Amz-Log-Result */
-#define TD_INVOKE_NAME_MAX	64	/* as triggerd's function names */
-#define TD_INVOKE_QUALIFIER_MAX 128
+#define TD_INVOKE_PATH_PREFIX	     "/2015-03-31/functions/"
+#define TD_INVOKE_MAX_PAYLOAD	     6291456 /* 6 MB, as AWS Lambda (sync and Event) */
+#define TD_INVOKE_CLIENT_CONTEXT_MAX 3583    /* bytes of X-Amz-Client-Context (base64) */
+#define TD_INVOKE_TAIL_MAX	     4096    /* bytes of log in X-Amz-Log-Result */
+#define TD_INVOKE_NAME_MAX	     64	     /* as triggerd's function names */
+#define TD_INVOKE_QUALIFIER_MAX	     128
 
 /*
  * Registers the route TD_INVOKE_PATH_PREFIX "*" on http (which must outlive the API).

@@ -521,6 +521,7 @@ static void call_free(struct call *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	td_event_unref(c->inv.event);
+	free(c->client_context);
 	free(c);
 }
 
@@ -1045,7 +1046,7 @@ static void dispatch(void *arg)
 /* ---- the Invoke API ---- */
 
 int td_router_invoke(struct td_router *r, const char *function, struct td_event *event, bool sync,
-		     const char *request_id,
+		     const struct td_invoke_meta *meta,
 		     void (*done)(void *arg, const struct td_result *result), void *arg)
 {
 	struct td_function *fn = find_function(r, function);
@@ -1065,8 +1066,16 @@ int td_router_invoke(struct td_router *r, const char *function, struct td_event 
 			rc = -TD_ENOMEM;
 			goto out;
 		}
-		if (request_id && strlen(request_id) < sizeof c->inv.request_id)
-			strcpy(c->inv.request_id, request_id);
+		if (meta && meta->request_id && strlen(meta->request_id) < sizeof c->inv.request_id)
+			strcpy(c->inv.request_id, meta->request_id);
+		if (meta && meta->client_context) {
+			if (!(c->client_context = strdup(meta->client_context))) {
+				call_free(c);
+				rc = -TD_ENOMEM;
+				goto out;
+			}
+			c->inv.client_context = c->client_context;
+		}
 		c->done = done;
 		c->done_arg = arg;
 		start_call(c);

@@ -57,17 +57,23 @@ bool td_router_ready(struct td_router *router, char **reasons_json);
 char *td_router_metrics(struct td_router *router);
 char *td_router_status_json(struct td_router *router, const char *what);
 
+/* What a direct invocation carries besides its event. */
+struct td_invoke_meta {
+	const char *request_id;	    /* the sync invocation's id; NULL: a new UUID */
+	const char *client_context; /* JSON text for the function's context, or NULL */
+};
+
 /*
  * Invokes a function directly (the Lambda Invoke API and `triggerctl invoke`): sync
  * calls done(arg, result) on the engine thread when the function answered; async
  * (Event) durably queues the event and calls done with TD_RESULT_OK once it is
  * committed. Returns 0, -TD_ENOTFOUND (no such function), -TD_EFULL (concurrency or
- * queue full: throttled). Takes over the caller's reference to event. request_id (may be
- * NULL: a new UUID) is the sync invocation's id, so that the Invoke API's x-amzn-RequestId
- * is the id the function sees, as on AWS Lambda.
+ * queue full: throttled). Takes over the caller's reference to event. meta (may be NULL;
+ * copied) gives a sync invocation its request id, so that the Invoke API's
+ * x-amzn-RequestId is the id the function sees, as on AWS Lambda, and its client context.
  */
 int td_router_invoke(struct td_router *router, const char *function, struct td_event *event,
-		     bool sync, const char *request_id,
+		     bool sync, const struct td_invoke_meta *meta,
 		     void (*done)(void *arg, const struct td_result *result), void *arg);
 
 #endif

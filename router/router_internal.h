@@ -97,6 +97,7 @@ struct call {
 	long long start_ns;
 	void (*done)(void *arg, const struct td_result *result); /* Invoke API */
 	void *done_arg;
+	char *client_context;	  /* inv.client_context's copy */
 	bool completed;		  /* td_invocation_complete ran */
 	struct call *prev, *next; /* the router's calls in flight */
 };

@@ -154,7 +154,10 @@ struct td_invocation {
 	bool sync;
 	int attempt;	       /* 1 for the first */
 	long long deadline_ms; /* on the td_now_ms() clock: now + timeout */
-	void *kind_state;      /* the kind's own per-invocation state */
+	/* The caller's client context (JSON text: the Invoke API's X-Amz-Client-Context,
+	 * decoded), or NULL; valid until completion. */
+	const char *client_context;
+	void *kind_state; /* the kind's own per-invocation state */
 };
 
 void *td_function_ctx(struct td_function *fn);

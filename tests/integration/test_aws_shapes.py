@@ -294,3 +294,15 @@ def test_process_function_gets_a_cron_tick_as_a_scheduled_event(triggerd, tmp_pa
     status, _, body = http_request("GET", t.admin + "/v1/usage")
     usage = next(f for f in json.loads(body) if f["name"] == "echo")
     assert usage["requests"] >= 1 and usage["cold_starts"] == 1 and usage["billed_ms"] >= 1
+
+
+def test_lambda_kind_passes_the_client_context_on(triggerd, function_server):
+    fn = function_server()
+    t = triggerd(lambda_config(fn.url))
+    cc = base64.b64encode(b'{"custom":{"k":"v"}}').decode()
+    status, _, body = http_request("POST", t.admin + "/2015-03-31/functions/fn/invocations",
+                                   "{}", {"X-Amz-Client-Context": cc})
+    assert status == 200, body
+    fn.wait_count(1)
+    headers = {k.lower(): v for k, v in fn.requests[0]["headers"].items()}
+    assert headers["x-amz-client-context"] == cc

@@ -343,3 +343,17 @@ def test_provided_runtime_with_aws_lambda_ric(triggerd, ric_modules, tmp_path):
     err = function_error(t, "ricfail")
     assert err["errorType"] == "TypeError"
     assert err["errorMessage"] == "thrown under aws-lambda-ric"
+
+
+def test_client_context_reaches_the_handler(triggerd):
+    t = triggerd(config(py("pycc", "context_fields")), env=ENV)
+    cc = base64.b64encode(json.dumps({"custom": {"tenant": "acme"}, "env": {"os": "x"}})
+                          .encode()).decode()
+    status, _, body = invoke(t, "pycc", {"x": 1}, {"X-Amz-Client-Context": cc})
+    assert status == 200, body
+    assert json.loads(body)["client_custom"] == {"tenant": "acme"}
+    # not base64 of a JSON object: refused as AWS does
+    for bad in ("%%%", base64.b64encode(b"[1]").decode(), "x" * 4000):
+        status, headers, body = invoke(t, "pycc", {}, {"X-Amz-Client-Context": bad})
+        assert status == 400, body
+        assert headers["x-amzn-ErrorType"].startswith("InvalidRequestContentException")
