@@ -13,7 +13,9 @@
  * connection each, so that an acknowledgement never waits behind a blocked read:
  *   - the reader runs XREADGROUP (its own pending entries first, then ">" with BLOCK),
  *     XAUTOCLAIM and the clean-up of idle consumers every claim_idle/2, and XPENDING to
- *     learn delivery counts; it builds the events and submits them;
+ *     learn delivery counts; it builds the events and submits them (with batch_size
+ *     above 1 it writes each entry's structured JSON instead of its event, and a batch
+ *     joins those texts into the batch event's data without another copy or check);
  *   - the writer runs what settling asks for, pipelined: XACK (coalesced per stream);
  *     dead letters (XADD to the dead-letter stream, then, once that succeeded, XACK: a
  *     crash in between writes a dead letter twice but never loses one, and MULTI would
@@ -330,8 +332,10 @@ struct entry {
 	struct stream *st;
 	struct td_redis_entry *e;
 	struct td_event *ev; /* the event of the next (or current) delivery, or NULL */
-	int deliveries;	     /* count of the next (or current) delivery */
-	int marked;	     /* the count Redis holds */
+	char *json;	     /* batch_size > 1: that event's structured JSON instead, or NULL */
+	size_t json_len;
+	int deliveries; /* count of the next (or current) delivery */
+	int marked;	/* the count Redis holds */
 	enum entry_state state;
 	bool dead; /* ACKING through the dead-letter stream */
 	long long not_before_ms;
@@ -485,6 +489,7 @@ static bool sync_trigger_reads(struct td_source *src)
 static void entry_free(struct entry *en)
 {
 	td_event_unref(en->ev);
+	free(en->json);
 	free(en->e);
 	free(en->error);
 	free(en->response);
@@ -613,6 +618,62 @@ static struct td_event *entry_event(struct redis_ctx *c, struct entry *en,
 	return en->ev;
 }
 
+/* Makes the structured JSON of en's next delivery when it has none, for a batch (lock
+ * held, or en not yet shared, as entry_event). false when out of memory. */
+static bool entry_json(struct redis_ctx *c, struct entry *en, struct td_log_ratelimit *limit)
+{
+	if (en->json)
+		return true;
+	struct td_buf b = {0};
+	if (td_redis_entry_json(c->source_attr, en->st->key, en->e, en->deliveries, &b) < 0) {
+		td_buf_free(&b);
+		if (td_log_ratelimit(limit, 5, 10000))
+			td_logs_error(c->scope, "entry %s/%s: out of memory", en->st->key,
+				      en->e->id_text);
+		return false;
+	}
+	en->json = td_buf_steal(&b, &en->json_len);
+	return en->json != NULL;
+}
+
+/*
+ * The batch event of picked[0..count): the entries' JSON joined into one array written
+ * once into a buffer of its exact size and handed to the event uncopied. NULL when an
+ * entry's JSON cannot be made or the event fails (logged). Lock held.
+ */
+static struct td_event *batch_event(struct redis_ctx *c, struct stream *st,
+				    struct entry *const *picked, int count)
+{
+	size_t total = 2 + (size_t)(count - 1);
+	for (int k = 0; k < count; k++) {
+		if (!entry_json(c, picked[k], &c->limit))
+			return NULL;
+		total += picked[k]->json_len;
+	}
+	char *data = malloc(total + 1), *w = data;
+	char err[256];
+	if (!data) {
+		if (td_log_ratelimit(&c->limit, 5, 10000))
+			td_logs_error(c->scope, "batch of %s: out of memory", st->key);
+		return NULL;
+	}
+	*w++ = '[';
+	for (int k = 0; k < count; k++) {
+		if (k)
+			*w++ = ',';
+		memcpy(w, picked[k]->json, picked[k]->json_len);
+		w += picked[k]->json_len;
+	}
+	*w++ = ']';
+	*w = '\0';
+	struct td_event *ev = td_redis_batch_event_json(
+	    c->source_attr, st->key, picked[0]->e->id_text, picked[count - 1]->e->id_text,
+	    (size_t)count, data, total, err, sizeof err);
+	if (!ev && td_log_ratelimit(&c->limit, 5, 10000))
+		td_logs_error(c->scope, "batch of %s: %s", st->key, err);
+	return ev;
+}
+
 /* Records a new delivery count in Redis before the entry goes out again (lock held). */
 static void mark_delivery(struct redis_ctx *c, struct entry *en, long long now)
 {
@@ -698,22 +759,7 @@ static long long pump_stream(struct redis_ctx *c, struct stream *st, long long n
 					goto fail;
 				events[u] = td_event_ref(ev);
 			} else {
-				struct td_event *stack[64];
-				struct td_event **evs =
-				    count <= 64 ? stack : malloc((size_t)count * sizeof *evs);
-				char err[256];
-				bool ok = evs != NULL;
-				for (int k = 0; ok && k < count; k++)
-					ok = (evs[k] = entry_event(c, picked[from + k],
-								   &c->limit)) != NULL;
-				events[u] =
-				    ok ? td_redis_batch_event(c->source_attr, st->key, evs,
-							      (size_t)count, err, sizeof err)
-				       : NULL;
-				if (ok && !events[u])
-					td_logs_error(c->scope, "batch of %s: %s", st->key, err);
-				if (evs != stack)
-					free(evs);
+				events[u] = batch_event(c, st, picked + from, count);
 				if (!events[u])
 					goto fail;
 			}
@@ -853,6 +899,8 @@ static void fail_entry(struct redis_ctx *c, struct entry *en, const char *error,
 	en->deliveries++;
 	td_event_unref(en->ev);
 	en->ev = NULL; /* made again with the new count */
+	free(en->json);
+	en->json = NULL;
 	en->state = WAITING;
 	en->not_before_ms = now + *delay;
 	st->waiting++;
@@ -1542,8 +1590,13 @@ static long long take_batch(struct redis_ctx *c, struct batch *b, const char *ho
 		en->deliveries = d > 1000000 ? 1000000 : d < 1 ? 1 : (int)d;
 		en->marked = en->deliveries;
 		en->read_ms = en->touched_ms = now;
-		if (!en->e->deleted && en->deliveries <= c->o->max_deliveries)
-			en->ev = entry_event(c, en, &c->limit_r);
+		if (!en->e->deleted && en->deliveries <= c->o->max_deliveries) {
+			/* A batch needs only the entry's JSON; a single entry its event. */
+			if (c->o->batch_size > 1)
+				entry_json(c, en, &c->limit_r);
+			else
+				en->ev = entry_event(c, en, &c->limit_r);
+		}
 		made[i] = en;
 	}
 	lock(c);

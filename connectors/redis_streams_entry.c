@@ -10,7 +10,10 @@
  * copied into one allocation each, since the reply is freed right after.
  *
  * The payload mapping builds JSON text with td_buf appends, no DOM; only the function's
- * partial batch response, once per batch, is parsed with jansson.
+ * partial batch response, once per batch, is parsed with jansson. For batches an entry
+ * is written straight to its event's structured JSON (td_redis_entry_json), without the
+ * event, and the batch event takes the joined array over uncopied; the unit tests check
+ * that text against td_event_to_json of the entry's event.
  */
 #include "redis_streams_util.h"
 
@@ -608,10 +611,14 @@ struct td_event *td_redis_entry_event(const char *source_attr, const char *strea
 	}
 	int kind = td_redis_entry_payload(e, &json, &raw, &raw_len);
 	if (kind == 0) {
-		raw = json.data;
-		raw_len = json.len;
-	}
-	if (kind < 0 || !raw || td_event_set_data(ev, raw, raw_len, NULL) < 0) {
+		/* The object written above is valid JSON: handed over without a copy. */
+		size_t len;
+		char *text = td_buf_steal(&json, &len);
+		if (!text || td_event_take_data_json(ev, text, len, NULL) < 0) {
+			set_err(err, errlen, "out of memory");
+			goto fail;
+		}
+	} else if (kind < 0 || !raw || td_event_set_data(ev, raw, raw_len, NULL) < 0) {
 		set_err(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -766,4 +773,173 @@ char *td_redis_dead_letter_key(const char *tmpl, const char *stream)
 		p = hit + sizeof mark - 1;
 	}
 	return td_buf_steal(&b, NULL);
+}
+
+/* ---- the structured JSON of an entry, without its event (the batch path) ---- */
+
+#define LIT(b, s) td_buf_append((b), (s), sizeof(s) - 1)
+
+static void put2(char *p, unsigned v)
+{
+	p[0] = (char)('0' + v / 10 % 10);
+	p[1] = (char)('0' + v % 10);
+}
+
+/* td_event_set_time_ms's text ("2026-11-27T08:00:00.123Z", 24 bytes) of ms <=
+ * MAX_TIME_MS, without gmtime and printf: the civil date of a day count (days since
+ * 1970-01-01, in 400-year eras of 146097 days that start on March 1st). */
+static void format_time(unsigned long long ms, char out[24])
+{
+	unsigned long long secs = ms / 1000, days = secs / 86400;
+	unsigned rem = (unsigned)(secs % 86400), milli = (unsigned)(ms % 1000);
+	unsigned long long z = days + 719468, era = z / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	unsigned day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+	unsigned year = (unsigned)(yoe + era * 400) + (month <= 2);
+	put2(out, year / 100);
+	put2(out + 2, year % 100);
+	out[4] = '-';
+	put2(out + 5, month);
+	out[7] = '-';
+	put2(out + 8, day);
+	out[10] = 'T';
+	put2(out + 11, rem / 3600);
+	out[13] = ':';
+	put2(out + 14, rem / 60 % 60);
+	out[16] = ':';
+	put2(out + 17, rem % 60);
+	out[19] = '.';
+	out[20] = (char)('0' + milli / 100);
+	put2(out + 21, milli % 100);
+	out[23] = 'Z';
+}
+
+static bool json_ws(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+int td_redis_entry_json(const char *source_attr, const char *stream, const struct td_redis_entry *e,
+			int deliveries, struct td_buf *out)
+{
+	size_t stream_len = strlen(stream), id_len = strlen(e->id_text);
+	size_t bytes = 0;
+	for (size_t i = 0; i < e->nfields; i++)
+		bytes += e->fields[i].name_len + e->fields[i].value_len + 8;
+	/* One reservation for the usual text (appends still grow the buffer as needed). */
+	td_buf_reserve(out,
+		       240 + 4 * stream_len + strlen(source_attr) + 2 * id_len + bytes + bytes / 8);
+	LIT(out, "{\"specversion\":\"1.0\",\"id\":");
+	/* "STREAM/ID" as one string: the escaped key without its closing quote. */
+	td_json_append_string(out, stream, stream_len);
+	if (td_buf_failed(out))
+		return -TD_ENOMEM;
+	out->len--;
+	td_buf_appendc(out, '/');
+	td_buf_append(out, e->id_text, id_len);
+	LIT(out, "\",\"source\":");
+	td_json_append_cstr(out, source_attr);
+	LIT(out, ",\"type\":\"" ENTRY_TYPE "\",\"subject\":");
+	td_json_append_string(out, stream, stream_len);
+	if (e->id.ms <= MAX_TIME_MS) {
+		char t[24];
+		format_time(e->id.ms, t);
+		LIT(out, ",\"time\":\"");
+		td_buf_append(out, t, sizeof t);
+		td_buf_appendc(out, '"');
+	}
+	/* The payload decides datacontenttype, which comes before the extensions. */
+	const char *raw = NULL;
+	size_t raw_len = 0;
+	enum td_data_kind kind = TD_DATA_JSON;
+	if (e->nfields == 1 &&
+	    (name_is(&e->fields[0], "data") || name_is(&e->fields[0], "payload"))) {
+		raw = e->fields[0].value;
+		raw_len = e->fields[0].value_len;
+		if (td_json_valid(raw, raw_len, TD_EVENT_DATA_MAX_DEPTH)) {
+			while (raw_len && json_ws((unsigned char)raw[0])) {
+				raw++;
+				raw_len--;
+			}
+			while (raw_len && json_ws((unsigned char)raw[raw_len - 1]))
+				raw_len--;
+		} else if (td_utf8_valid(raw, raw_len, NULL)) {
+			kind = TD_DATA_TEXT;
+			LIT(out, ",\"datacontenttype\":\"text/plain; charset=utf-8\"");
+		} else {
+			kind = TD_DATA_BINARY;
+			LIT(out, ",\"datacontenttype\":\"application/octet-stream\"");
+		}
+	}
+	LIT(out, ",\"redisstream\":");
+	td_json_append_string(out, stream, stream_len);
+	LIT(out, ",\"redisid\":\"");
+	td_buf_append(out, e->id_text, id_len);
+	LIT(out, "\",\"redisdeliveries\":");
+	char num[24], *w = num + sizeof num;
+	long long v = deliveries;
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	do
+		*--w = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--w = '-';
+	td_buf_append(out, w, (size_t)(num + sizeof num - w));
+	if (kind == TD_DATA_BINARY) {
+		LIT(out, ",\"data_base64\":\"");
+		td_base64_encode(out, raw, raw_len);
+		td_buf_appendc(out, '"');
+	} else {
+		LIT(out, ",\"data\":");
+		if (kind == TD_DATA_TEXT)
+			td_json_append_string(out, raw, raw_len);
+		else if (raw)
+			td_buf_append(out, raw, raw_len);
+		else if (td_redis_entry_payload(e, out, &raw, &raw_len) < 0)
+			return -TD_ENOMEM;
+	}
+	td_buf_appendc(out, '}');
+	return td_buf_failed(out) ? -TD_ENOMEM : 0;
+}
+
+struct td_event *td_redis_batch_event_json(const char *source_attr, const char *stream,
+					   const char *first, const char *last, size_t n,
+					   char *json, size_t len, char *err, size_t errlen)
+{
+	struct td_event *ev = NULL;
+	struct td_redis_id first_id;
+	if (!json || len == 0 || n == 0 || !first || !last ||
+	    td_redis_id_parse(first, strlen(first), &first_id) < 0) {
+		free(json);
+		set_err(err, errlen, "a batch needs entries");
+		return NULL;
+	}
+	if (!(ev = td_event_create())) {
+		free(json);
+		set_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (set_id(ev, stream, first, last, err, errlen) < 0 ||
+	    set_common(ev, source_attr, stream, BATCH_TYPE, &first_id, err, errlen) < 0) {
+		free(json);
+		goto fail;
+	}
+	if (td_event_set(ev, "redisid", first) < 0 || td_event_set(ev, "redislastid", last) < 0 ||
+	    td_event_set_int(ev, "rediscount", (long long)(n > INT32_MAX ? INT32_MAX : n)) < 0) {
+		free(json);
+		set_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	/* The event owns json from here on, also when this fails. */
+	if (td_event_take_data_json(ev, json, len, "application/json") < 0) {
+		set_err(err, errlen, "out of memory");
+		goto fail;
+	}
+	return ev;
+fail:
+	td_event_unref(ev);
+	return NULL;
 }

@@ -165,6 +165,27 @@ struct td_event *td_redis_batch_event(const char *source_attr, const char *strea
 				      size_t errlen);
 
 /*
+ * The structured JSON form of an entry's event, appended to out: the same text as
+ * td_event_to_json(td_redis_entry_event(source_attr, stream, e, deliveries)), written
+ * straight from the entry without the event (the batch path, where only the JSON is
+ * needed). source_attr and stream must be valid CloudEvents strings (the batch event
+ * made with them checks that: td_redis_batch_event_json). 0, or -TD_ENOMEM.
+ */
+int td_redis_entry_json(const char *source_attr, const char *stream, const struct td_redis_entry *e,
+			int deliveries, struct td_buf *out);
+
+/*
+ * The batch event of td_redis_batch_event made from its data already written: json is
+ * the malloc'ed JSON array of the n entries' td_redis_entry_json texts in order (json[len]
+ * == '\0'), first and last the ids of the first and last entry. The event takes json
+ * over without copying or validating it, and owns it from the call on (it is freed
+ * when this fails). NULL with a reason in err; the caller owns the event.
+ */
+struct td_event *td_redis_batch_event_json(const char *source_attr, const char *stream,
+					   const char *first, const char *last, size_t n,
+					   char *json, size_t len, char *err, size_t errlen);
+
+/*
  * Lambda's partial batch response in a function's answer:
  *   {"batchItemFailures": [{"itemIdentifier": "1700000000000-0"}, ...]}
  * An identifier names an entry by its id or by its event id ("STREAM/ID"). Sets

@@ -21,6 +21,7 @@
  *
  * Usage: redis_bench --redis-port P --triggerd PATH [--entries N] [--rate R]
  *                    [--durability fsync|os|memory]   (triggerd's queue; default fsync)
+ *                    [--only unbatched|batched]       (that triggerd row alone)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -346,6 +347,27 @@ static long long vm_hwm_kb(pid_t pid)
 	return kb;
 }
 
+/* CPU time (user + system) of a process so far, in microseconds; -1 when unknown. */
+static long long cpu_us(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* Fields after the command name, which ends at the last ')': utime is the 14th. */
+	char *p = strrchr(buf, ')');
+	unsigned long long ut, st;
+	if (!p ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return -1;
+	long hz = sysconf(_SC_CLK_TCK);
+	return hz > 0 ? (long long)((ut + st) * 1000000ULL / (unsigned long long)hz) : -1;
+}
+
 static int free_port(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -429,13 +451,15 @@ static void stop_triggerd(struct daemon *d)
 }
 
 /* Entries/s from the first XADD until the function saw every entry. */
+/* Entries/s; *rss_kb: triggerd's VmHWM; *cpu: triggerd's CPU time per entry in us
+ * (less sensitive to the machine's load than the rate). */
 static double through(const char *triggerd, const char *stream, int batch, long long n,
-		      long long *rss_kb)
+		      long long *rss_kb, double *cpu)
 {
 	redisContext *c = connect_redis();
 	cmd(c, "DEL %s", stream);
 	struct daemon d = start_triggerd(triggerd, stream, batch);
-	long long base = atomic_load(&entries_seen);
+	long long base = atomic_load(&entries_seen), cpu0 = cpu_us(d.pid);
 	long long t0 = now_ns(), deadline = t0 + 120LL * 1000000000LL;
 	add_entries(c, stream, n);
 	while (atomic_load(&entries_seen) - base < n && now_ns() < deadline)
@@ -443,6 +467,8 @@ static double through(const char *triggerd, const char *stream, int batch, long 
 	long long got = atomic_load(&entries_seen) - base;
 	double rate = (double)got / ((double)(now_ns() - t0) / 1e9);
 	*rss_kb = vm_hwm_kb(d.pid);
+	long long cpu1 = cpu_us(d.pid);
+	*cpu = cpu0 >= 0 && cpu1 >= 0 && got > 0 ? (double)(cpu1 - cpu0) / (double)got : -1;
 	stop_triggerd(&d);
 	cmd(c, "DEL %s", stream);
 	redisFree(c);
@@ -497,6 +523,7 @@ int main(int argc, char **argv)
 {
 	const char *triggerd = NULL;
 	long long entries = 100000, rate = 2000;
+	const char *only = NULL; /* "unbatched" or "batched": that row alone */
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--redis-port") == 0)
 			redis_port = atoi(argv[i + 1]);
@@ -508,13 +535,30 @@ int main(int argc, char **argv)
 			rate = atoll(argv[i + 1]);
 		else if (strcmp(argv[i], "--durability") == 0)
 			durability = argv[i + 1];
+		else if (strcmp(argv[i], "--only") == 0)
+			only = argv[i + 1];
 	}
-	if (!redis_port || !triggerd || entries < 1000 || rate < 1)
-		die("usage: redis_bench --redis-port P --triggerd PATH [--entries N] [--rate R]");
+	if (!redis_port || !triggerd || entries < 1000 || rate < 1 ||
+	    (only && strcmp(only, "unbatched") != 0 && strcmp(only, "batched") != 0))
+		die("usage: redis_bench --redis-port P --triggerd PATH [--entries N] [--rate R] "
+		    "[--durability fsync|os|memory] [--only unbatched|batched]");
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	samples = calloc(MAX_SAMPLES, sizeof *samples);
 	start_function();
+	if (only) {
+		/* One triggerd row alone, for profiling and A/B runs of a change. */
+		long long rss;
+		double cpu;
+		bool one = strcmp(only, "unbatched") == 0;
+		double r = through(triggerd, one ? "bench1" : "bench100", one ? 1 : 100,
+				   one ? entries : entries * 3, &rss, &cpu);
+		printf("triggerd, batch_size %d:%s%10.0f entries/s  (VmHWM %lld KB; CPU %.2f "
+		       "us/entry)\n",
+		       one ? 1 : 100, one ? "         " : "       ", r, rss, cpu);
+		curl_global_cleanup();
+		return 0;
+	}
 
 	double raw = raw_consumer(entries * 3);
 	printf("entries %lld, triggerd queue durability %s\n", entries, durability);
@@ -522,14 +566,15 @@ int main(int argc, char **argv)
 	double ceiling = http_ceiling(entries);
 	printf("HTTP ceiling (libcurl multi):   %10.0f requests/s\n", ceiling);
 	long long rss1, rss2, rss3;
-	double unbatched = through(triggerd, "bench1", 1, entries, &rss1);
+	double cpu1, cpu2;
+	double unbatched = through(triggerd, "bench1", 1, entries, &rss1, &cpu1);
 	printf("triggerd, batch_size 1:         %10.0f entries/s  (%.0f%% of the ceiling; "
-	       "VmHWM %lld KB)\n",
-	       unbatched, 100.0 * unbatched / ceiling, rss1);
-	double batched = through(triggerd, "bench100", 100, entries * 3, &rss2);
+	       "VmHWM %lld KB; CPU %.2f us/entry)\n",
+	       unbatched, 100.0 * unbatched / ceiling, rss1, cpu1);
+	double batched = through(triggerd, "bench100", 100, entries * 3, &rss2, &cpu2);
 	printf("triggerd, batch_size 100:       %10.0f entries/s  (%.0f%% of the raw consumer; "
-	       "VmHWM %lld KB)\n",
-	       batched, 100.0 * batched / raw, rss2);
+	       "VmHWM %lld KB; CPU %.2f us/entry)\n",
+	       batched, 100.0 * batched / raw, rss2, cpu2);
 	double p50, p99;
 	latency(triggerd, rate, 5, &p50, &p99, &rss3);
 	printf("latency at %lld entries/s:     p50 %.0f us, p99 %.0f us  (VmHWM %lld KB)\n", rate,
