@@ -172,7 +172,7 @@ static void *reader(void *arg)
 			po->refs++;
 		}
 		pthread_mutex_unlock(&po->lock);
-		if (post && td_engine_call(po->engine, posted_drain, po) < 0) {
+		if (post && td_engine_call_always(po->engine, posted_drain, po) < 0) {
 			pthread_mutex_lock(&po->lock);
 			po->posted = false;
 			pthread_mutex_unlock(&po->lock);

@@ -285,7 +285,7 @@ static void on_request(void *arg, struct td_http_exchange *ex)
 		box->refs++;
 	}
 	pthread_mutex_unlock(&box->lock);
-	if (post && td_engine_call(box->engine, deliver, box) < 0) {
+	if (post && td_engine_call_always(box->engine, deliver, box) < 0) {
 		pthread_mutex_lock(&box->lock);
 		struct request *list = box->head;
 		box->head = box->tail = NULL;

@@ -35,6 +35,7 @@ struct call {
 	struct call *next;
 	void (*fn)(void *arg);
 	void *arg;
+	bool always; /* td_engine_call_always: run even at destroy */
 };
 
 struct td_timer {
@@ -165,8 +166,10 @@ void td_engine_destroy(struct td_engine *e)
 	struct call *c = e->calls;
 	e->calls = e->calls_tail = NULL;
 	pthread_mutex_unlock(&e->lock);
-	while (c) {
+	while (c) { /* accepted but never run: the loop had ended */
 		struct call *next = c->next;
+		if (c->always)
+			c->fn(c->arg);
 		free(c);
 		c = next;
 	}
@@ -180,7 +183,7 @@ void td_engine_destroy(struct td_engine *e)
 	free(e);
 }
 
-int td_engine_call(struct td_engine *e, void (*fn)(void *arg), void *arg)
+static int post_call(struct td_engine *e, void (*fn)(void *arg), void *arg, bool always)
 {
 	struct call *c = malloc(sizeof *c);
 	if (!c)
@@ -188,6 +191,7 @@ int td_engine_call(struct td_engine *e, void (*fn)(void *arg), void *arg)
 	c->next = NULL;
 	c->fn = fn;
 	c->arg = arg;
+	c->always = always;
 	bool wake = false;
 	pthread_mutex_lock(&e->lock);
 	if (e->closed) {
@@ -211,6 +215,16 @@ int td_engine_call(struct td_engine *e, void (*fn)(void *arg), void *arg)
 		(void)rc;
 	}
 	return 0;
+}
+
+int td_engine_call(struct td_engine *e, void (*fn)(void *arg), void *arg)
+{
+	return post_call(e, fn, arg, false);
+}
+
+int td_engine_call_always(struct td_engine *e, void (*fn)(void *arg), void *arg)
+{
+	return post_call(e, fn, arg, true);
 }
 
 /* Runs every call queued so far; returns how many ran. */

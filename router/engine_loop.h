@@ -9,7 +9,8 @@
 #include <triggerd/engine.h>
 
 struct td_engine *td_engine_create(void);
-/* Frees the engine; calls still queued are dropped and later td_engine_call()s fail. */
+/* Frees the engine; calls still queued are dropped (those of td_engine_call_always run
+ * first) and later td_engine_call()s fail. */
 void td_engine_destroy(struct td_engine *engine);
 /* Runs until td_engine_stop(); returns 0. */
 int td_engine_run(struct td_engine *engine);

@@ -27,6 +27,11 @@ long long td_now_ns(void);
  * the last. Returns 0, or -TD_ESTATE once the engine has stopped (fn is then not run).
  */
 int td_engine_call(struct td_engine *engine, void (*fn)(void *arg), void *arg);
+/* As td_engine_call, for a call whose fn touches nothing but arg (a reference-counted
+ * handle that lets itself go): when the engine loop ends before running it, fn(arg)
+ * still runs once, inside td_engine_destroy (on the thread destroying the engine, after
+ * the router is gone), so that the reference the call holds is never lost. */
+int td_engine_call_always(struct td_engine *engine, void (*fn)(void *arg), void *arg);
 
 /* One-shot timers on the engine thread. td_timer_cancel returns false when the timer
  * already ran or was cancelled; a timer may be cancelled from inside its own callback. */

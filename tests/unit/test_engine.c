@@ -119,3 +119,22 @@ Test(engine, calls_made_before_run_start_run_first)
 	cr_assert_eq(log.order[0], 7);
 	td_engine_destroy(log.engine);
 }
+
+static void bump(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* A call accepted after the loop ended is dropped at destroy, but one made with
+ * td_engine_call_always runs there, once, so the reference it carries is not lost. */
+Test(engine, calls_left_at_destroy_run_only_when_always)
+{
+	struct td_engine *e = td_engine_create();
+	int plain = 0, always = 0;
+	cr_assert_not_null(e);
+	cr_assert_eq(td_engine_call(e, bump, &plain), 0);
+	cr_assert_eq(td_engine_call_always(e, bump, &always), 0);
+	td_engine_destroy(e);
+	cr_expect_eq(plain, 0);
+	cr_expect_eq(always, 1);
+}
