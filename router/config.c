@@ -412,7 +412,7 @@ const struct td_option td_global_options[] = {
      .max = 100000000,
      .desc = "Most async events waiting per function (unless the function sets "
 	     "queue_max); sources are slowed down beyond."},
-{0},
+    {0},
 };
 
 #define T(field) offsetof(struct td_trigger, field)

@@ -130,7 +130,7 @@ struct td_queue {
 	bool lost;   /* undo() ran since the last commit: the group failed */
 	bool broken; /* the memory index could not be rebuilt */
 	long long next_id, total;
-	long long peak; /* most entries held since the queue last drained */
+	long long peak;	   /* most entries held since the queue last drained */
 	struct qent **ids; /* open addressing by id, NULL = empty */
 	size_t ids_cap, ids_n;
 	struct qfn **fns;
