@@ -644,41 +644,18 @@ static const char *payload_content_type(const struct td_event *ev)
 	}
 }
 
-/* {"errorType": type, "errorMessage": message}; NULL when out of memory. */
-static char *error_document(const char *type, const char *message, size_t *len)
-{
-	struct td_buf b;
-	td_buf_init(&b);
-	td_buf_appends(&b, "{\"errorType\":");
-	td_json_append_cstr(&b, type);
-	td_buf_appends(&b, ",\"errorMessage\":");
-	td_json_append_cstr(&b, message);
-	td_buf_appendc(&b, '}');
-	return td_buf_steal(&b, len);
-}
-
-static char *copy_bytes(const char *p, size_t len)
-{
-	char *s = malloc(len + 1);
-	if (s) {
-		memcpy(s, p, len);
-		s[len] = '\0';
-	}
-	return s;
-}
-
 /* Body and content type of a failed invocation: the function's answer when it gave one,
  * else the error document. */
 static void failure_body(struct http_call *call, struct td_result *res, const char *type,
 			 const char *response_type)
 {
 	if (call->response.len > 0 && !call->too_large) {
-		res->body = copy_bytes(call->response.data, call->response.len);
+		res->body = td_bytes_dup(call->response.data, call->response.len);
 		res->body_len = res->body ? call->response.len : 0;
 		res->content_type = response_type ? strdup(response_type) : NULL;
 		return;
 	}
-	res->body = error_document(type, res->error ? res->error : type, &res->body_len);
+	res->body = td_json_error_document(type, res->error ? res->error : type, &res->body_len);
 	res->content_type = strdup("application/json");
 }
 
@@ -719,7 +696,7 @@ static void answered(struct http_call *call, long status, const char *ctype, str
 	res->http_status = (int)status;
 	if (res->status == TD_RESULT_OK) {
 		if (call->response.len > 0) {
-			res->body = copy_bytes(call->response.data, call->response.len);
+			res->body = td_bytes_dup(call->response.data, call->response.len);
 			res->body_len = res->body ? call->response.len : 0;
 		}
 		res->content_type = ctype ? strdup(ctype) : NULL;

@@ -276,38 +276,16 @@ static void body_member(const struct td_buf *body, const char *const *names, cha
 	json_decref(doc);
 }
 
-static char *copy_bytes(const char *p, size_t len)
-{
-	char *s = malloc(len + 1);
-	if (s) {
-		memcpy(s, p, len);
-		s[len] = '\0';
-	}
-	return s;
-}
-
-/* {"errorType": type, "errorMessage": message}. */
-static char *error_document(const char *type, const char *message, size_t *len)
-{
-	struct td_buf b;
-	td_buf_init(&b);
-	td_buf_appends(&b, "{\"errorType\":");
-	td_json_append_cstr(&b, type);
-	td_buf_appends(&b, ",\"errorMessage\":");
-	td_json_append_cstr(&b, message);
-	td_buf_appendc(&b, '}');
-	return td_buf_steal(&b, len);
-}
-
 /* The body of a failure: the remote JSON document when there is one, else ours. */
 static void failure_body(struct lambda_call *call, struct td_result *res, const char *type)
 {
 	if (call->response.len > 0 && !call->too_large &&
 	    td_json_valid(call->response.data, call->response.len, 0)) {
-		res->body = copy_bytes(call->response.data, call->response.len);
+		res->body = td_bytes_dup(call->response.data, call->response.len);
 		res->body_len = res->body ? call->response.len : 0;
 	} else {
-		res->body = error_document(type, res->error ? res->error : type, &res->body_len);
+		res->body =
+		    td_json_error_document(type, res->error ? res->error : type, &res->body_len);
 	}
 	res->content_type = strdup("application/json");
 }
@@ -379,7 +357,7 @@ static void answered(struct lambda_call *call, long status, const char *ctype,
 	res->status = TD_RESULT_OK;
 	res->http_status = 200;
 	if (call->response.len > 0) {
-		res->body = copy_bytes(call->response.data, call->response.len);
+		res->body = td_bytes_dup(call->response.data, call->response.len);
 		res->body_len = res->body ? call->response.len : 0;
 	}
 	res->content_type = strdup(ctype ? ctype : "application/json");

@@ -1014,3 +1014,25 @@ int td_base64_decode(const char *s, size_t len, struct td_buf *out, char *err, s
 	}
 	return td_buf_failed(out) ? -TD_ENOMEM : 0;
 }
+
+char *td_json_error_document(const char *type, const char *message, size_t *len)
+{
+	struct td_buf b;
+	td_buf_init(&b);
+	td_buf_appends(&b, "{\"errorType\":");
+	td_json_append_cstr(&b, type);
+	td_buf_appends(&b, ",\"errorMessage\":");
+	td_json_append_cstr(&b, message);
+	td_buf_appendc(&b, '}');
+	return td_buf_steal(&b, len);
+}
+
+char *td_bytes_dup(const void *p, size_t len)
+{
+	char *s = malloc(len + 1);
+	if (s) {
+		memcpy(s, p, len);
+		s[len] = '\0';
+	}
+	return s;
+}

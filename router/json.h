@@ -86,6 +86,13 @@ bool td_json_valid(const char *s, size_t len, int max_depth);
 int td_json_append_string(struct td_buf *b, const char *s, size_t len);
 int td_json_append_cstr(struct td_buf *b, const char *s);
 
+/* {"errorType": type, "errorMessage": message}, the shape of AWS Lambda's error documents:
+ * malloc'ed, its length in *len; NULL when out of memory. */
+char *td_json_error_document(const char *type, const char *message, size_t *len);
+/* A malloc'ed copy of p[0..len) with a NUL after it (bytes may hold NULs); NULL when out of
+ * memory. */
+char *td_bytes_dup(const void *p, size_t len);
+
 /*
  * Decodes the inside of a string literal (raw points after the opening quote, len
  * bytes up to the closing quote) and appends the UTF-8 text to out. Escapes are
