@@ -79,16 +79,13 @@ static bool blank(char c)
 	return c == ' ' || c == '\t';
 }
 
-/* NULL when the request may go on, else why not (for the 401 body). */
-static const char *auth_failure(const struct td_admin *a, const struct td_http_request *req,
-				bool *invalid)
+const char *td_admin_bearer_refusal(const char *authorization, const char *token, size_t token_len,
+				    bool *invalid)
 {
-	const char *v = td_http_header_get(req, "Authorization");
+	const char *v = authorization;
 	size_t n;
 
 	*invalid = false;
-	if (!a->token)
-		return NULL;
 	if (!v)
 		return "missing credentials: send Authorization: Bearer <token>";
 	while (blank(*v))
@@ -101,11 +98,22 @@ static const char *auth_failure(const struct td_admin *a, const struct td_http_r
 	n = strlen(v);
 	while (n && blank(v[n - 1]))
 		n--;
-	if (!same_secret(v, n, a->token, a->token_len)) {
+	if (!same_secret(v, n, token, token_len)) {
 		*invalid = true;
 		return "invalid bearer token";
 	}
 	return NULL;
+}
+
+/* NULL when the request may go on, else why not (for the 401 body). */
+static const char *auth_failure(const struct td_admin *a, const struct td_http_request *req,
+				bool *invalid)
+{
+	*invalid = false;
+	if (!a->token)
+		return NULL;
+	return td_admin_bearer_refusal(td_http_header_get(req, "Authorization"), a->token,
+				       a->token_len, invalid);
 }
 
 static void respond_json(struct td_http_exchange *ex, int status, const char *body)

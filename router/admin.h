@@ -14,6 +14,9 @@
 #ifndef TRIGGERD_ADMIN_H
 #define TRIGGERD_ADMIN_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct td_admin;
 struct td_http_server;
 struct td_router;
@@ -32,5 +35,14 @@ struct td_admin *td_admin_create(struct td_http_server *http, struct td_router *
  * the router, and run the engine until then.
  */
 void td_admin_destroy(struct td_admin *admin);
+
+/*
+ * Checks an Authorization header value (may be NULL) against a bearer token of
+ * token_len bytes, in constant time: NULL when it carries the token, else why not (for
+ * a 401 body), with *invalid true when a bearer token was given but is not this one.
+ * Shared by the admin routes and the Invoke API. Any thread.
+ */
+const char *td_admin_bearer_refusal(const char *authorization, const char *token, size_t token_len,
+				    bool *invalid);
 
 #endif

@@ -30,6 +30,7 @@
 #include <triggerd/function.h>
 #include <triggerd/log.h>
 
+#include "admin.h"
 #include "http_server.h"
 #include "metering.h"
 #include "retry.h"
@@ -520,15 +521,6 @@ done:
 
 /* ---- the handler (HTTP server threads) ---- */
 
-/* Equal in a time that depends on the lengths only. */
-static bool same_secret(const char *given, size_t glen, const char *want, size_t wlen)
-{
-	volatile unsigned char diff = glen != wlen;
-	for (size_t i = 0; i < wlen; i++)
-		diff |= (unsigned char)want[i] ^ (unsigned char)(i < glen ? given[i] : 0);
-	return diff == 0;
-}
-
 static bool blank(char c)
 {
 	return c == ' ' || c == '\t';
@@ -537,23 +529,8 @@ static bool blank(char c)
 /* True when the request carries the admin bearer token. */
 static bool bearer_ok(const struct td_invoke_api *api, const char *v)
 {
-	size_t n;
-
-	if (v) {
-		while (blank(*v))
-			v++;
-		if (strncasecmp(v, "Bearer", 6) == 0 && blank(v[6])) {
-			v += 7;
-			while (blank(*v))
-				v++;
-			n = strlen(v);
-			while (n && blank(v[n - 1]))
-				n--;
-			if (same_secret(v, n, api->token, api->token_len))
-				return true;
-		}
-	}
-	return false;
+	bool invalid;
+	return td_admin_bearer_refusal(v, api->token, api->token_len, &invalid) == NULL;
 }
 
 /* 0 when the request may go on; else answered with 401. */
