@@ -12,13 +12,21 @@
  * transfer, so calls to the same host reuse kept-alive connections. Finished calls go
  * back to a per-function free list with their easy handle (its options stay set:
  * only the headers, body and timeout change per call) and their buffers, so a steady
- * stream of invocations allocates little here beyond the result it hands over.
+ * stream of invocations allocates little here beyond the result it hands over. The URL
+ * is parsed once per function (CURLOPT_CURLU, shared read-only by its handles): given
+ * the text, libcurl would parse it again on every transfer (about a tenth of its
+ * instructions per call, measured with callgrind).
  *
  * Request headers are curl_slist nodes laid out in the call's own arrays (libcurl only
  * reads the list): the per-call ones (ce-* attributes, Content-Type) come first and
  * their last node links to the function's fixed list (the configured headers and an
  * empty "Expect:", so that no 100-continue round trip happens), built once in create.
- * A configured header replaces the per-call header of the same name.
+ * A configured header replaces the per-call header of the same name. The per-call texts
+ * are copied in, not formatted: this runs about ten times per call on the engine thread.
+ *
+ * Proxies follow libcurl's environment rules (http_proxy, https_proxy, all_proxy,
+ * no_proxy). When no proxy variable is set at create (reload re-reads them), the handles
+ * say CURLOPT_NOPROXY "*", which spares libcurl looking them all up again per transfer.
  *
  * The body is the event's payload itself (binary and data formats; the call holds a
  * reference to the event) or the event's JSON (structured). The response body is kept
@@ -336,7 +344,7 @@ int td_http_retry_after_parse(const char *value, size_t len, long long now_ms, l
 	size_t day_at = c.pos;
 	while (is_letter(peek(&c)))
 		c.pos++;
-	long long date_ms;
+	long long date_ms = 0;
 	if (parse_http_date(&c, day_at, c.pos - day_at, now_ms, &date_ms) < 0)
 		return -TD_EINVAL;
 	*delay_ms = date_ms > now_ms ? date_ms - now_ms : 0;
@@ -418,6 +426,8 @@ struct http_ctx {
 	struct curl_slist *fixed; /* configured headers, then "Expect:" */
 	bool fixed_content_type;  /* the configured headers set Content-Type */
 	char url_shown[256];	  /* td_http_display_url of the URL */
+	bool no_proxy_env;	  /* no proxy variable in the environment at create */
+	CURLU *url;		  /* the URL parsed once (NULL: libcurl parses opts->url) */
 	struct http_call *idle;	  /* the free list */
 	int n_idle, idle_max;
 	struct http_call *running; /* in flight, doubly linked */
@@ -472,8 +482,11 @@ static void call_free(struct http_call *call)
 static int easy_setup(struct http_ctx *ctx, struct http_call *call)
 {
 	CURL *e = call->easy;
-	if (curl_easy_setopt(e, CURLOPT_URL, ctx->opts->url) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
+	/* A parsed URL spares libcurl parsing the text again on every transfer; it only
+	 * reads the handle, so every call of the function shares it. */
+	CURLcode set = ctx->url ? curl_easy_setopt(e, CURLOPT_CURLU, ctx->url)
+				: curl_easy_setopt(e, CURLOPT_URL, ctx->opts->url);
+	if (set != CURLE_OK || curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK)
 		return -TD_EINVAL;
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
@@ -484,6 +497,10 @@ static int easy_setup(struct http_ctx *ctx, struct http_call *call)
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, call->errbuf);
+	/* Without a proxy variable libcurl would look them all up again on every transfer
+	 * to find none; "*" says so once. With one, libcurl's own rules apply. */
+	if (ctx->no_proxy_env)
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
 	return 0;
 }
 
@@ -570,6 +587,24 @@ static bool configured_header(const struct http_ctx *ctx, const char *name)
 	return false;
 }
 
+static int grow_headers(struct http_call *call)
+{
+	size_t cap = call->hdr_cap ? call->hdr_cap * 2 : 16;
+	size_t *off = realloc(call->hdr_off, cap * sizeof *off);
+	if (!off)
+		goto fail;
+	call->hdr_off = off;
+	struct curl_slist *nodes = realloc(call->hdr_nodes, cap * sizeof *nodes);
+	if (!nodes)
+		goto fail;
+	call->hdr_nodes = nodes;
+	call->hdr_cap = cap;
+	return 0;
+fail:
+	call->hdr_failed = true;
+	return -TD_ENOMEM;
+}
+
 /* Adds "name: value" to the call's headers unless a configured header replaces it.
  * value NULL keeps libcurl from sending a header of its own by that name. */
 static void add_header(struct http_call *call, const char *name, const char *value)
@@ -578,34 +613,31 @@ static void add_header(struct http_call *call, const char *name, const char *val
 		call->has_content_type = true;
 	if (configured_header(call->ctx, name))
 		return;
-	if (call->nhdr == call->hdr_cap) {
-		size_t cap = call->hdr_cap ? call->hdr_cap * 2 : 16;
-		size_t *off = realloc(call->hdr_off, cap * sizeof *off);
-		if (!off) {
-			call->hdr_failed = true;
-			return;
-		}
-		call->hdr_off = off;
-		struct curl_slist *nodes = realloc(call->hdr_nodes, cap * sizeof *nodes);
-		if (!nodes) {
-			call->hdr_failed = true;
-			return;
-		}
-		call->hdr_nodes = nodes;
-		call->hdr_cap = cap;
-	}
+	if (call->nhdr == call->hdr_cap && grow_headers(call) < 0)
+		return;
 	call->hdr_off[call->nhdr++] = call->hdr_text.len;
 	/* "Name;" is how libcurl sends a header with an empty value, "Name:" how it is told
-	 * to leave its own out. */
-	if (!value)
-		td_buf_printf(&call->hdr_text, "%s:", name);
-	else if (*value)
-		td_buf_printf(&call->hdr_text, "%s: %s", name, value);
-	else
-		td_buf_printf(&call->hdr_text, "%s;", name);
-	td_buf_appendc(&call->hdr_text, '\0');
-	if (td_buf_failed(&call->hdr_text))
+	 * to leave its own out. Appended piece by piece: this runs ~10 times per call. */
+	struct td_buf *t = &call->hdr_text;
+	size_t nlen = strlen(name), vlen = value ? strlen(value) : 0;
+	if (td_buf_reserve(t, nlen + vlen + 3) < 0) {
 		call->hdr_failed = true;
+		return;
+	}
+	memcpy(t->data + t->len, name, nlen);
+	t->len += nlen;
+	if (!value) {
+		t->data[t->len++] = ':';
+	} else if (vlen) {
+		t->data[t->len++] = ':';
+		t->data[t->len++] = ' ';
+		memcpy(t->data + t->len, value, vlen);
+		t->len += vlen;
+	} else {
+		t->data[t->len++] = ';';
+	}
+	t->data[t->len++] = '\0';
+	t->data[t->len] = '\0';
 }
 
 static void emit_header(void *arg, const char *name, const char *value)
@@ -854,6 +886,18 @@ fail:
 	return rc;
 }
 
+/* True when the environment names a proxy that libcurl would use for http or https
+ * (its variables: http_proxy, https_proxy, all_proxy, in either case). */
+static bool proxy_in_environment(void)
+{
+	static const char *const names[] = {"http_proxy",  "HTTP_PROXY", "https_proxy",
+					    "HTTPS_PROXY", "all_proxy",	 "ALL_PROXY"};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (getenv(names[i]))
+			return true;
+	return false;
+}
+
 static int http_create(struct td_function *fn)
 {
 	struct http_ctx *ctx = td_function_ctx(fn);
@@ -867,6 +911,17 @@ static int http_create(struct td_function *fn)
 			    ? (int)ctx->opts->common.concurrency
 			    : POOL_MAX;
 	td_http_display_url(ctx->opts->url, ctx->url_shown, sizeof ctx->url_shown);
+	ctx->no_proxy_env = !proxy_in_environment();
+	/* As libcurl parses CURLOPT_URL; a URL it refuses is left to it, so that each call
+	 * fails with its message as before. */
+	ctx->url = curl_url();
+	if (!ctx->url)
+		goto fail;
+	if (curl_url_set(ctx->url, CURLUPART_URL, ctx->opts->url,
+			 CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+		curl_url_cleanup(ctx->url);
+		ctx->url = NULL;
+	}
 	for (size_t i = 0; i < ctx->opts->headers.n; i++) {
 		const char *name = ctx->opts->headers.keys[i],
 			   *value = ctx->opts->headers.values[i];
@@ -900,6 +955,8 @@ fail:
 	td_buf_free(&line);
 	curl_slist_free_all(ctx->fixed);
 	ctx->fixed = NULL;
+	curl_url_cleanup(ctx->url);
+	ctx->url = NULL;
 	return -TD_ENOMEM;
 }
 
@@ -920,6 +977,8 @@ static void http_destroy(struct td_function *fn)
 	ctx->n_idle = 0;
 	curl_slist_free_all(ctx->fixed);
 	ctx->fixed = NULL;
+	curl_url_cleanup(ctx->url); /* after the handles that read it */
+	ctx->url = NULL;
 }
 
 const struct td_function_ops td_function_http = {

@@ -1,9 +1,9 @@
 /*
  * The engine loop: one thread that runs calls handed in by other threads (the inbox),
- * one-shot timers, and every libcurl transfer, and sleeps in epoll_wait() when there is
- * nothing to do. libcurl is driven through curl_multi_socket_action(): it tells us which
- * sockets to watch (socket callback) and when it wants a timeout (timer callback), so a
- * wakeup costs work for the sockets that are ready, not for every transfer in flight.
+ * one-shot timers, and the done() of every libcurl transfer, and sleeps in epoll_wait()
+ * when there is nothing to do. The transfers themselves run on a thread of their own
+ * (router/transfers.c), which hands each one back through an fd the loop watches: the
+ * engine thread's time goes to intake, matching and the queue.
  *
  * The inbox is a mutex-protected list plus an eventfd. Cross-thread wakeups are dear
  * on small machines, so a producer writes the eventfd only when the engine sleeps and
@@ -14,6 +14,7 @@
  * a kind) can be watched with td_engine_watch_fd().
  */
 #include "engine_loop.h"
+#include "transfers.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -46,11 +47,6 @@ struct td_timer {
 	void *arg;
 };
 
-struct transfer {
-	void (*done)(void *arg, CURLcode code);
-	void *arg;
-};
-
 struct watched_fd {
 	int fd;
 	void (*fn)(void *arg, int fd);
@@ -58,9 +54,8 @@ struct watched_fd {
 };
 
 struct td_engine {
-	CURLM *multi;
+	struct td_transfers *transfers;
 	int epoll_fd;
-	long long curl_due_ms; /* when libcurl wants its timeout action; -1: never */
 	int wake_fd;
 	pthread_mutex_t lock;
 	struct call *calls, *calls_tail; /* the inbox, under lock */
@@ -94,33 +89,10 @@ long long td_wall_ms(void)
 	return (long long)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/* libcurl wants socket s watched for `what` (or no longer: CURL_POLL_REMOVE). */
-static int curl_socket_changed(CURL *easy, curl_socket_t s, int what, void *arg, void *socketp)
+static void transfers_finished(void *arg, int fd)
 {
-	(void)easy;
-	struct td_engine *e = arg;
-	if (what == CURL_POLL_REMOVE) {
-		epoll_ctl(e->epoll_fd, EPOLL_CTL_DEL, s, NULL);
-		return 0;
-	}
-	struct epoll_event ev = {.data.fd = s};
-	if (what & CURL_POLL_IN)
-		ev.events |= EPOLLIN;
-	if (what & CURL_POLL_OUT)
-		ev.events |= EPOLLOUT;
-	if (epoll_ctl(e->epoll_fd, socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) < 0 &&
-	    epoll_ctl(e->epoll_fd, socketp ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, s, &ev) < 0)
-		td_log_error("engine: cannot watch socket %d: %s", (int)s, strerror(errno));
-	curl_multi_assign(e->multi, s, e); /* marks s as added */
-	return 0;
-}
-
-static int curl_timer_changed(CURLM *multi, long timeout_ms, void *arg)
-{
-	(void)multi;
-	struct td_engine *e = arg;
-	e->curl_due_ms = timeout_ms < 0 ? -1 : td_now_ms() + timeout_ms;
-	return 0;
+	(void)fd;
+	td_transfers_finish(arg);
 }
 
 struct td_engine *td_engine_create(void)
@@ -130,29 +102,24 @@ struct td_engine *td_engine_create(void)
 		return NULL;
 	e->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	e->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	e->multi = curl_multi_init();
-	e->curl_due_ms = -1;
 	struct epoll_event wake = {.events = EPOLLIN, .data.fd = e->wake_fd};
-	if (e->wake_fd < 0 || e->epoll_fd < 0 || !e->multi ||
+	if (e->wake_fd < 0 || e->epoll_fd < 0 ||
 	    epoll_ctl(e->epoll_fd, EPOLL_CTL_ADD, e->wake_fd, &wake) < 0) {
 		td_log_error("engine: cannot create the event loop: %s", strerror(errno));
 		goto fail;
 	}
-	curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
-	curl_multi_setopt(e->multi, CURLMOPT_MAXCONNECTS, 256L);
-	curl_multi_setopt(e->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_changed);
-	curl_multi_setopt(e->multi, CURLMOPT_SOCKETDATA, e);
-	curl_multi_setopt(e->multi, CURLMOPT_TIMERFUNCTION, curl_timer_changed);
-	curl_multi_setopt(e->multi, CURLMOPT_TIMERDATA, e);
+	if (!(e->transfers = td_transfers_create()) ||
+	    td_engine_watch_fd(e, td_transfers_done_fd(e->transfers), transfers_finished,
+			       e->transfers) < 0)
+		goto fail;
 	pthread_mutex_init(&e->lock, NULL);
 	return e;
 fail:
+	td_transfers_destroy(e->transfers);
 	if (e->wake_fd >= 0)
 		close(e->wake_fd);
 	if (e->epoll_fd >= 0)
 		close(e->epoll_fd);
-	if (e->multi)
-		curl_multi_cleanup(e->multi);
 	free(e);
 	return NULL;
 }
@@ -176,7 +143,7 @@ void td_engine_destroy(struct td_engine *e)
 	for (size_t i = 0; i < e->heap_len; i++)
 		free(e->heap[i]);
 	free(e->heap);
-	curl_multi_cleanup(e->multi);
+	td_transfers_destroy(e->transfers);
 	close(e->wake_fd);
 	close(e->epoll_fd);
 	pthread_mutex_destroy(&e->lock);
@@ -351,47 +318,12 @@ static long long run_timers(struct td_engine *e)
 int td_engine_curl_start(struct td_engine *e, CURL *easy, void (*done)(void *arg, CURLcode code),
 			 void *arg)
 {
-	struct transfer *tr = malloc(sizeof *tr);
-	if (!tr)
-		return -TD_ENOMEM;
-	tr->done = done;
-	tr->arg = arg;
-	curl_easy_setopt(easy, CURLOPT_PRIVATE, tr);
-	CURLMcode rc = curl_multi_add_handle(e->multi, easy);
-	if (rc != CURLM_OK) {
-		free(tr);
-		td_log_error("engine: curl_multi_add_handle: %s", curl_multi_strerror(rc));
-		return -TD_EIO;
-	}
-	return 0;
+	return td_transfers_start(e->transfers, easy, done, arg);
 }
 
 void td_engine_curl_cancel(struct td_engine *e, CURL *easy)
 {
-	struct transfer *tr = NULL;
-	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&tr);
-	curl_multi_remove_handle(e->multi, easy);
-	curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
-	free(tr);
-}
-
-static void finish_transfers(struct td_engine *e)
-{
-	int left;
-	CURLMsg *msg;
-	while ((msg = curl_multi_info_read(e->multi, &left))) {
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		CURL *easy = msg->easy_handle;
-		CURLcode code = msg->data.result;
-		struct transfer *tr = NULL;
-		curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&tr);
-		curl_multi_remove_handle(e->multi, easy);
-		if (tr) {
-			tr->done(tr->arg, code);
-			free(tr);
-		}
-	}
+	td_transfers_cancel(e->transfers, easy);
 }
 
 /* ---- the loop ---- */
@@ -418,13 +350,6 @@ void td_engine_stop(struct td_engine *e)
 	e->running = false;
 }
 
-static void curl_action(struct td_engine *e, curl_socket_t s, int flags)
-{
-	int running;
-	curl_multi_socket_action(e->multi, s, flags, &running);
-	finish_transfers(e);
-}
-
 static bool is_watched(struct td_engine *e, int fd, int *index)
 {
 	for (int i = 0; i < e->n_watched; i++)
@@ -442,19 +367,13 @@ int td_engine_run(struct td_engine *e)
 	while (e->running) {
 		run_calls(e);
 		long long next_timer = run_timers(e);
-		if (e->curl_due_ms >= 0 && e->curl_due_ms <= td_now_ms()) {
-			e->curl_due_ms = -1;
-			curl_action(e, CURL_SOCKET_TIMEOUT, 0);
-		}
 		if (e->idle_hook)
 			e->idle_hook(e->idle_arg);
 		if (!e->running)
 			break;
-		long long now = td_now_ms(), wait = 1000;
+		long long wait = 1000;
 		if (next_timer >= 0 && next_timer < wait)
 			wait = next_timer;
-		if (e->curl_due_ms >= 0 && e->curl_due_ms - now < wait)
-			wait = e->curl_due_ms > now ? e->curl_due_ms - now : 0;
 
 		pthread_mutex_lock(&e->lock);
 		if (e->calls)
@@ -478,18 +397,8 @@ int td_engine_run(struct td_engine *e)
 			int fd = events[i].data.fd, w;
 			if (fd == e->wake_fd)
 				continue;
-			if (is_watched(e, fd, &w)) {
+			if (is_watched(e, fd, &w))
 				e->watched[w].fn(e->watched[w].arg, fd);
-				continue;
-			}
-			int flags = 0;
-			if (events[i].events & (EPOLLIN | EPOLLHUP))
-				flags |= CURL_CSELECT_IN;
-			if (events[i].events & EPOLLOUT)
-				flags |= CURL_CSELECT_OUT;
-			if (events[i].events & EPOLLERR)
-				flags |= CURL_CSELECT_ERR;
-			curl_action(e, fd, flags);
 		}
 	}
 	return 0;

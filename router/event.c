@@ -864,6 +864,167 @@ int td_event_validate(const struct td_event *ev, char *err, size_t errlen)
 	return 0;
 }
 
+/* Stored form (td_event_encode / td_event_decode) */
+
+/*
+ * Layout: STORED_MARK, STORED_VERSION, then each core attribute as a length + 1 (0 when
+ * absent) and its bytes, the extension count and per extension its name length, name,
+ * type, value length and value, then the payload kind and, with a payload, its length
+ * and bytes. Lengths are 32-bit little-endian. The mark is a byte that no JSON text
+ * starts with, so a reader tells the two forms apart by the first byte.
+ */
+#define STORED_MARK    0x00
+#define STORED_VERSION 1
+
+static void put_u32(struct td_buf *b, size_t v)
+{
+	unsigned char le[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+			       (unsigned char)(v >> 24)};
+	td_buf_append(b, le, 4);
+}
+
+char *td_event_encode(const struct td_event *ev, size_t *len)
+{
+	struct td_buf b = {0};
+	const unsigned char head[2] = {STORED_MARK, STORED_VERSION};
+
+	if (ev->data_len > UINT32_MAX - 1)
+		return NULL;
+	td_buf_reserve(&b, 256 + ev->data_len);
+	td_buf_append(&b, head, 2);
+	for (int i = 0; i < A_NCORE; i++) {
+		size_t n = ev->core[i] ? strlen(ev->core[i]) : 0;
+		put_u32(&b, ev->core[i] ? n + 1 : 0);
+		if (n)
+			td_buf_append(&b, ev->core[i], n);
+	}
+	put_u32(&b, ev->next);
+	for (size_t i = 0; i < ev->next; i++) {
+		unsigned char name_len = (unsigned char)strlen(ev->ext[i].name);
+		unsigned char type = (unsigned char)ev->ext[i].type;
+		size_t n = strlen(ev->ext[i].value);
+		td_buf_append(&b, &name_len, 1);
+		td_buf_append(&b, ev->ext[i].name, name_len);
+		td_buf_append(&b, &type, 1);
+		put_u32(&b, n);
+		td_buf_append(&b, ev->ext[i].value, n);
+	}
+	unsigned char kind = (unsigned char)ev->kind;
+	td_buf_append(&b, &kind, 1);
+	if (ev->kind != TD_DATA_NONE) {
+		put_u32(&b, ev->data_len);
+		td_buf_append(&b, ev->data, ev->data_len);
+	}
+	return td_buf_steal(&b, len);
+}
+
+struct reader {
+	const unsigned char *p;
+	size_t left;
+};
+
+static bool take(struct reader *r, size_t n, const unsigned char **out)
+{
+	if (n > r->left)
+		return false;
+	*out = r->p;
+	r->p += n;
+	r->left -= n;
+	return true;
+}
+
+static bool take_u32(struct reader *r, size_t *v)
+{
+	const unsigned char *q;
+	if (!take(r, 4, &q))
+		return false;
+	*v = (size_t)q[0] | (size_t)q[1] << 8 | (size_t)q[2] << 16 | (size_t)q[3] << 24;
+	return true;
+}
+
+/*
+ * Every attribute goes through set_attr, with the checks of every other way in, so a
+ * damaged row cannot make an event that those would refuse; the payload's kind is
+ * taken as stored (it was classified when the event was made).
+ */
+static struct td_event *decode_stored(const unsigned char *p, size_t len, char *err, size_t errlen)
+{
+	struct reader r = {p + 2, len - 2};
+	struct td_event *ev = td_event_create();
+	const unsigned char *v;
+	const char *what = "attributes";
+	char name[EXT_NAME_MAX + 1];
+	size_t n, count;
+	int rc;
+
+	if (!ev) {
+		td_fail(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (p[1] != STORED_VERSION) {
+		td_fail(err, errlen, "stored event of unknown version %u", p[1]);
+		goto fail;
+	}
+	for (int i = 0; i < A_NCORE; i++) {
+		if (!take_u32(&r, &n) || (n && !take(&r, n - 1, &v)))
+			goto bad;
+		if (n && (rc = set_attr(ev, core_names[i], (const char *)v, n - 1, TD_ATTR_STRING,
+					err, errlen)) < 0)
+			goto fail;
+	}
+	what = "extensions";
+	if (!take_u32(&r, &count) || count > TD_EVENT_MAX_EXTENSIONS)
+		goto bad;
+	for (size_t i = 0; i < count; i++) {
+		const unsigned char *name_len, *name_bytes, *type;
+		if (!take(&r, 1, &name_len) || *name_len > EXT_NAME_MAX ||
+		    !take(&r, *name_len, &name_bytes) || !take(&r, 1, &type) ||
+		    *type > TD_ATTR_BOOLEAN || !take_u32(&r, &n) || !take(&r, n, &v))
+			goto bad;
+		memcpy(name, name_bytes, *name_len);
+		name[*name_len] = '\0';
+		if (strlen(name) != *name_len || core_index(name) >= 0 || find_ext(ev, name))
+			goto bad;
+		if ((rc = set_attr(ev, name, (const char *)v, n, (enum td_attr_type)type[0], err,
+				   errlen)) < 0)
+			goto fail;
+	}
+	what = "payload";
+	const unsigned char *kind;
+	if (!take(&r, 1, &kind) || *kind > TD_DATA_BINARY)
+		goto bad;
+	if (*kind != TD_DATA_NONE) {
+		if (!take_u32(&r, &n) || !take(&r, n, &v))
+			goto bad;
+		if (set_payload_as(ev, v, n, true) < 0) { /* no classification: kind below */
+			td_fail(err, errlen, "out of memory");
+			goto fail;
+		}
+		ev->kind = (enum td_data_kind)kind[0];
+	}
+	if (r.left) {
+		what = "end";
+		goto bad;
+	}
+	if (td_event_validate(ev, err, errlen) < 0)
+		goto fail;
+	return ev;
+bad:
+	td_fail(err, errlen, "stored event damaged (%s, at byte %zu)", what, len - r.left);
+fail:
+	td_event_unref(ev);
+	return NULL;
+}
+
+struct td_event *td_event_decode(const void *stored, size_t len, char *err, size_t errlen)
+{
+	const unsigned char *p = stored;
+
+	if (len >= 2 && p[0] == STORED_MARK)
+		return decode_stored(p, len, err, errlen);
+	return td_event_from_json(stored, len, err, errlen);
+}
+
 /* JSON out */
 
 static void append_member_name(struct td_buf *b, const char *name)
@@ -1461,30 +1622,46 @@ fail:
 	return NULL;
 }
 
-/* Percent-encoding per the HTTP binding: space, '"', '%' and all but U+0021-U+007E. */
-static const char *header_value_encode(const char *v, struct td_buf *b)
+/* Percent-encoding per the HTTP binding: space, '"', '%' and all but U+0021-U+007E.
+ * Into small (cap bytes) when the worst case fits, else into b; NULL when out of memory. */
+static const char *header_value_encode(const char *v, char *small, size_t cap, struct td_buf *b)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	size_t len = strlen(v);
+	char *out = small;
 
-	td_buf_reset(b);
+	if (len >= cap / 3) {
+		td_buf_reset(b);
+		if (td_buf_reserve(b, 3 * len) < 0)
+			return NULL;
+		out = b->data;
+	}
+	char *o = out;
 	for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
 		if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '%') {
-			td_buf_appendc(b, (char)*p);
+			*o++ = (char)*p;
 		} else {
-			char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-			td_buf_append(b, e, 3);
+			*o++ = '%';
+			*o++ = hex[*p >> 4];
+			*o++ = hex[*p & 15];
 		}
 	}
-	if (td_buf_failed(b))
-		return NULL;
-	return b->data ? b->data : "";
+	*o = '\0';
+	return out;
 }
 
+/* Built with copies into stack buffers (no formatting, no allocation for values under
+ * 170 bytes): it runs for every call of an http function. */
 void td_event_http_headers(const struct td_event *ev,
 			   void (*emit)(void *arg, const char *name, const char *value), void *arg)
 {
 	static const int order[] = {A_ID, A_SOURCE, A_TYPE, A_SUBJECT, A_TIME, A_DATASCHEMA};
-	char name[4 + EXT_NAME_MAX + 16];
+	static const char *const names[A_NCORE] = {
+	    [A_ID] = "ce-id",		[A_SOURCE] = "ce-source", [A_TYPE] = "ce-type",
+	    [A_SUBJECT] = "ce-subject", [A_TIME] = "ce-time",	  [A_DATASCHEMA] = "ce-dataschema",
+	};
+	char name[3 + EXT_NAME_MAX + 1] = "ce-";
+	char small[512];
 	const char *v, *ct;
 	struct td_buf b;
 
@@ -1493,17 +1670,19 @@ void td_event_http_headers(const struct td_event *ev,
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		if (!ev->core[order[i]])
 			continue;
-		v = header_value_encode(ev->core[order[i]], &b);
+		v = header_value_encode(ev->core[order[i]], small, sizeof(small), &b);
 		if (!v)
 			continue; /* out of memory: the header is left out */
-		snprintf(name, sizeof(name), "ce-%s", core_names[order[i]]);
-		emit(arg, name, v);
+		emit(arg, names[order[i]], v);
 	}
 	for (size_t i = 0; i < ev->next; i++) {
-		v = header_value_encode(ev->ext[i].value, &b);
+		v = header_value_encode(ev->ext[i].value, small, sizeof(small), &b);
 		if (!v)
 			continue;
-		snprintf(name, sizeof(name), "ce-%s", ev->ext[i].name);
+		/* ext names are at most EXT_NAME_MAX bytes (set_attr checks) */
+		size_t n = strnlen(ev->ext[i].name, EXT_NAME_MAX);
+		memcpy(name + 3, ev->ext[i].name, n);
+		name[3 + n] = '\0';
 		emit(arg, name, v);
 	}
 	td_buf_free(&b);

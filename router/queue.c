@@ -139,6 +139,7 @@ struct td_queue {
 	size_t fnidx_cap;
 	struct qent **staged; /* pushed since the last commit */
 	size_t nstaged, staged_cap;
+	long long uncommitted; /* changes staged since the last commit */
 	struct td_log_ratelimit rl;
 };
 
@@ -565,6 +566,7 @@ static void undo(struct td_queue *q)
 	q->in_tx = false;
 	q->lost = true;
 	q->nstaged = 0;
+	q->uncommitted = 0;
 	if (!sqlite3_get_autocommit(q->db) && run(q, ST_ROLLBACK) != SQLITE_DONE) {
 		log_db_error(q, "cannot roll back; the queue stops until it is opened again");
 		q->broken = true;
@@ -984,6 +986,7 @@ int td_queue_push(struct td_queue *q, const struct td_queue_entry *e, long long 
 	fn->depth++;
 	q->total++;
 	q->staged[q->nstaged++] = ent;
+	q->uncommitted++;
 	if (id)
 		*id = ent->id;
 	return 0;
@@ -1011,6 +1014,7 @@ int td_queue_commit(struct td_queue *q)
 		return -TD_EIO;
 	}
 	q->in_tx = false;
+	q->uncommitted = 0;
 	for (size_t i = 0; i < q->nstaged; i++) {
 		struct qent *e = q->staged[i];
 		e->state = ENT_READY;
@@ -1072,6 +1076,7 @@ int td_queue_complete(struct td_queue *q, long long id)
 	ids_remove(q, e);
 	e->fn->depth--;
 	q->total--;
+	q->uncommitted++;
 	entry_free(e);
 	return 0;
 }
@@ -1098,6 +1103,7 @@ int td_queue_retry(struct td_queue *q, long long id, long long due_ms, const cha
 		return write_failed(q, "cannot record a retry");
 	e->attempts++;
 	e->due_ms = due_ms;
+	q->uncommitted++;
 	make_ready(e);
 	return 0;
 }
@@ -1204,6 +1210,11 @@ int td_queue_take(struct td_queue *q, const char *function, long long now_ms,
 		out[n++] = &e->lease->pub;
 	}
 	return n;
+}
+
+long long td_queue_uncommitted(const struct td_queue *q)
+{
+	return q ? q->uncommitted : 0;
 }
 
 long long td_queue_depth(const struct td_queue *q, const char *function)

@@ -126,6 +126,9 @@ int td_queue_retry(struct td_queue *q, long long id, long long due_ms, const cha
  * nothing. */
 int td_queue_release(struct td_queue *q, long long id);
 
+/* Changes (pushes, completions, retries) staged since the last commit. */
+long long td_queue_uncommitted(const struct td_queue *q);
+
 /* Entries the function holds (staged, waiting and leased); with function NULL, the
  * whole queue. O(1) per call after the name lookup. */
 long long td_queue_depth(const struct td_queue *q, const char *function);

@@ -15,9 +15,10 @@
  * sync invocation it started has answered and every async one is committed to the
  * queue. Capacity is checked for the whole submission before anything starts, so a
  * busy answer never leaves half of it queued. Async work is taken from the queue by a
- * pump that keeps each function at its concurrency limit; the queue is committed once
- * per engine loop iteration (group commit) in the idle hook, which then settles the
- * submissions waiting for that commit.
+ * pump that keeps each function at its concurrency limit; the queue is committed at
+ * most once per engine loop iteration (group commit) in the idle hook, which then
+ * settles the submissions waiting for that commit. Events are queued in the envelope's
+ * stored form (td_event_encode), which reads back without a JSON parse.
  */
 #include "router.h"
 #include "engine_loop.h"
@@ -44,6 +45,9 @@
 #include "router_internal.h"
 
 #define DESTINATION_ATTEMPTS 5
+/* Unawaited queue changes (completions, retries) commit within this delay (group_commit). */
+#define COMMIT_DELAY_MS 20
+#define COMMIT_BATCH	1000
 
 /* ---- generations and lookups ---- */
 
@@ -814,7 +818,7 @@ static void pump_function(struct td_router *r, struct td_function *fn, long long
 			const struct td_queue_entry *e = entries[i];
 			char err[256];
 			struct td_event *ev =
-			    td_event_from_json(e->event, e->event_len, err, sizeof err);
+			    td_event_decode(e->event, e->event_len, err, sizeof err);
 			if (!ev) {
 				td_logs_error(fn->scope,
 					      "queued entry %lld is unreadable (%s); removed",
@@ -843,11 +847,41 @@ static void due_timer_fired(void *arg)
 	/* the idle hook pumps */
 }
 
+static void commit_timer_fired(void *arg)
+{
+	struct td_router *r = arg;
+	r->commit_timer = NULL;
+	r->commit_due = true;
+}
+
+/*
+ * Group commit. A commit that a source or caller waits for runs at once; completions
+ * and retries alone wait for the next such commit, or COMMIT_DELAY_MS, or
+ * COMMIT_BATCH of them: nobody waits for them, and a crash before their commit only
+ * repeats an invocation (at least once), so they cost no commit of their own.
+ */
+static int group_commit(struct td_router *r)
+{
+	long long staged = td_queue_uncommitted(r->queue);
+	if (!r->commit_wait && !r->ack_wait && !r->commit_due && staged < COMMIT_BATCH) {
+		if (staged > 0 && !r->commit_timer)
+			r->commit_timer =
+			    td_timer_add(r->engine, COMMIT_DELAY_MS, commit_timer_fired, r);
+		return 0;
+	}
+	r->commit_due = false;
+	if (r->commit_timer) {
+		td_timer_cancel(r->engine, r->commit_timer);
+		r->commit_timer = NULL;
+	}
+	return td_queue_commit(r->queue);
+}
+
 /* Runs once per engine loop iteration: group commit, settle, pump. */
 static void idle(void *arg)
 {
 	struct td_router *r = arg;
-	int rc = td_queue_commit(r->queue);
+	int rc = group_commit(r);
 	struct submission *sub = r->commit_wait;
 	r->commit_wait = NULL;
 	while (sub) {
@@ -948,6 +982,25 @@ static int match_event(struct td_source *src, struct td_event *ev, int index, st
 	return 0;
 }
 
+/* Stages ev for an async invocation of function (its stored form in the queue). */
+static int queue_event(struct td_router *r, const char *function, const char *trigger,
+		       struct td_event *ev, long long now)
+{
+	size_t len;
+	char *stored = td_event_encode(ev, &len);
+	struct td_queue_entry e = {
+	    .function = function,
+	    .trigger = trigger,
+	    .event = stored,
+	    .event_len = len,
+	    .enqueued_ms = now,
+	    .due_ms = now,
+	};
+	int rc = stored ? td_queue_push(r->queue, &e, 0, NULL) : -TD_ENOMEM;
+	free(stored);
+	return rc;
+}
+
 static void dispatch(void *arg)
 {
 	struct submission *sub = arg;
@@ -1001,19 +1054,8 @@ static void dispatch(void *arg)
 		struct td_event *ev = sub->events[matches[i].event];
 		t->matched++;
 		if (t->conf->invocation == TD_INVOKE_ASYNC) {
-			size_t len;
-			char *json = td_event_to_json(ev, &len);
-			struct td_queue_entry e = {
-			    .function = td_function_name(t->function),
-			    .trigger = t->conf->name,
-			    .event = json,
-			    .event_len = len,
-			    .enqueued_ms = now,
-			    .due_ms = now,
-			};
-			int rc = json ? td_queue_push(r->queue, &e, 0, NULL) : -TD_ENOMEM;
-			free(json);
-			if (rc < 0) {
+			if (queue_event(r, td_function_name(t->function), t->conf->name, ev, now) <
+			    0) {
 				sub->failed = true;
 				td_logs_error(src->scope, "event %s could not be queued for %s",
 					      td_event_get(ev, "id"), t->conf->name);
@@ -1086,21 +1128,11 @@ int td_router_invoke(struct td_router *r, const char *function, struct td_event 
 		goto out;
 	}
 	struct pending_ack *ack = malloc(sizeof *ack);
-	size_t len;
-	char *json = td_event_to_json(event, &len);
-	long long now = td_wall_ms();
-	struct td_queue_entry e = {.function = function,
-				   .event = json,
-				   .event_len = len,
-				   .enqueued_ms = now,
-				   .due_ms = now};
-	if (!ack || !json || td_queue_push(r->queue, &e, 0, NULL) < 0) {
+	if (!ack || queue_event(r, function, NULL, event, td_wall_ms()) < 0) {
 		free(ack);
-		free(json);
 		rc = -TD_ENOMEM;
 		goto out;
 	}
-	free(json);
 	ack->done = done;
 	ack->arg = arg;
 	ack->next = r->ack_wait;
@@ -1452,6 +1484,8 @@ void td_router_destroy(struct td_router *r)
 	}
 	if (r->due_timer)
 		td_timer_cancel(r->engine, r->due_timer);
+	if (r->commit_timer)
+		td_timer_cancel(r->engine, r->commit_timer);
 	for (size_t i = 0; i < r->nfunctions; i++)
 		function_retire(r, r->functions[i]);
 	r->nfunctions = 0;

@@ -126,7 +126,9 @@ struct td_router {
 	struct pending_ack *ack_wait;
 	struct td_timer *due_timer;
 	long long due_timer_at;
-	struct call *calls; /* in flight */
+	struct td_timer *commit_timer; /* armed while only unawaited changes are staged */
+	bool commit_due;	       /* it fired: commit at the next idle */
+	struct call *calls;	       /* in flight */
 	bool intake_stopped;
 	unsigned long long dead_letter_failures;
 };

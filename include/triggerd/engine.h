@@ -1,11 +1,13 @@
 /*
- * The engine: the one thread that owns the rule set, dispatch, the async queue, timers
- * and the libcurl multi handle. Connectors and function kinds never touch its state;
- * they use the services below.
+ * The engine: the one thread that owns the rule set, dispatch, the async queue and
+ * timers, and starts and finishes every libcurl transfer (which runs, in between, on
+ * the engine's transfer thread: router/transfers.h). Connectors and function kinds
+ * never touch its state; they use the services below.
  *
  * Threads: td_engine_call() may be called from any thread (it is how other threads get
  * work done on the engine thread: the inbox). Everything else here must be called on
- * the engine thread, and every callback it takes runs on the engine thread.
+ * the engine thread, and every callback it takes runs on the engine thread, except the
+ * callbacks of a running transfer's easy handle (see td_engine_curl_start).
  */
 #ifndef TRIGGERD_ENGINE_H
 #define TRIGGERD_ENGINE_H
@@ -41,15 +43,19 @@ struct td_timer *td_timer_add(struct td_engine *engine, long long delay_ms, void
 bool td_timer_cancel(struct td_engine *engine, struct td_timer *timer);
 
 /*
- * Runs a libcurl easy handle on the engine's multi handle; done(arg, code) runs on the
- * engine thread when the transfer ends, then the engine removes the handle from the
- * multi handle (the caller still owns the easy handle and cleans it up, typically in
- * done). Connections are reused across calls.
+ * Runs a libcurl easy handle on the engine's transfer thread; done(arg, code) runs on
+ * the engine thread when the transfer ends, after the handle left the multi handle (the
+ * caller still owns the easy handle and cleans it up, typically in done). Connections
+ * are reused across calls. Until done (or td_engine_curl_cancel) the handle belongs to
+ * the transfer thread, which runs its callbacks (CURLOPT_WRITEFUNCTION and the like):
+ * they may touch only what belongs to this transfer, and nothing else may use the handle.
+ * The engine owns the handle's CURLOPT_PRIVATE and its open and close socket callbacks.
  */
 int td_engine_curl_start(struct td_engine *engine, CURL *easy,
 			 void (*done)(void *arg, CURLcode code), void *arg);
-/* Takes a running transfer off the multi handle without calling its done(); the caller
- * then cleans the easy handle up. For a kind that drops its invocations at shutdown. */
+/* Takes a running transfer off the transfer thread (waiting for it to let go) without
+ * calling its done(); the caller then cleans the easy handle up. For a kind that drops
+ * its invocations at shutdown or at a timeout of its own. */
 void td_engine_curl_cancel(struct td_engine *engine, CURL *easy);
 
 #endif

@@ -174,6 +174,17 @@ char *td_event_to_json(const struct td_event *ev, size_t *len);
 struct td_event *td_event_from_json(const char *text, size_t len, char *err, size_t errlen);
 
 /*
+ * Stored form, for triggerd's own storage (the durable queue): td_event_encode writes a
+ * compact length-prefixed binary form (malloc'ed, length in *len; NULL when out of
+ * memory), cheaper to write and to read back than JSON. td_event_decode reads that form
+ * and also the JSON form (what older versions stored; told apart by the first byte);
+ * the result is td_event_equal to the encoded event. A damaged or truncated input gives
+ * NULL with the reason and the byte offset in err, never a read out of bounds.
+ */
+char *td_event_encode(const struct td_event *ev, size_t *len);
+struct td_event *td_event_decode(const void *stored, size_t len, char *err, size_t errlen);
+
+/*
  * HTTP: td_event_from_http takes a request in binary mode (ce-* headers and the body
  * as data) or in structured mode (Content-Type application/cloudevents+json); NULL with a
  * reason in err when it is neither or is invalid. td_event_http_headers emits the

@@ -7,6 +7,7 @@
  * Every event that parses must also survive the way out and back:
  *   - td_event_validate passes, the payload kind matches its bytes;
  *   - td_event_to_json is valid JSON and td_event_from_json gives an equal event;
+ *   - td_event_decode(td_event_encode()) gives an equal event of the same payload kind;
  *   - td_event_match_json is valid JSON;
  *   - td_event_http_headers + the payload parse again in binary mode to the same
  *     attributes and payload (extensions as Strings, the implied content type allowed,
@@ -122,6 +123,16 @@ static void check_event(struct td_event *ev)
 		fprintf(stderr, "%s\n%s\n", err, s);
 	CHECK(back, "to_json output is refused by from_json");
 	CHECK(td_event_equal(ev, back), "to_json/from_json changed the event");
+	td_event_unref(back);
+	free(s);
+
+	s = td_event_encode(ev, &len);
+	CHECK(s, "encode failed");
+	back = td_event_decode(s, len, err, sizeof(err));
+	if (!back)
+		fprintf(stderr, "%s\n", err);
+	CHECK(back && td_event_equal(ev, back), "encode/decode changed the event");
+	CHECK(td_event_data_kind(back) == td_event_data_kind(ev), "encode/decode changed the kind");
 	td_event_unref(back);
 	free(s);
 

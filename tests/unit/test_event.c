@@ -1599,3 +1599,152 @@ Test(event, string_scan_word_boundaries)
 		}
 	}
 }
+
+/* Stored form (td_event_encode / td_event_decode) */
+
+static struct td_event *stored_round_trip(const struct td_event *ev)
+{
+	size_t len;
+	char err[256] = "";
+	char *stored = td_event_encode(ev, &len);
+
+	cr_assert_not_null(stored);
+	cr_assert_eq((unsigned char)stored[0], 0, "the stored form starts with its mark");
+	struct td_event *back = td_event_decode(stored, len, err, sizeof(err));
+	cr_assert_not_null(back, "decode: %s", err);
+	cr_assert(td_event_equal(ev, back));
+	cr_assert_eq(td_event_data_kind(ev), td_event_data_kind(back));
+	size_t n1, n2;
+	const void *d1 = td_event_data(ev, &n1), *d2 = td_event_data(back, &n2);
+	cr_assert_eq(n1, n2);
+	cr_assert((d1 == NULL) == (d2 == NULL));
+	if (n1)
+		cr_assert_eq(memcmp(d1, d2, n1), 0);
+	free(stored);
+	return back;
+}
+
+Test(event, stored_form_round_trips)
+{
+	static const unsigned char binary[] = {0xff, 0x00, 0xfe, 0x80};
+	struct {
+		const char *ct;
+		const void *data;
+		size_t len;
+		enum td_data_kind kind;
+	} payloads[] = {
+	    {NULL, NULL, 0, TD_DATA_NONE},
+	    {"application/json", "{\"a\":[1,2,{\"b\":null}]}", 22, TD_DATA_JSON},
+	    {"text/plain", "h\xc3\xa9llo", 6, TD_DATA_TEXT},
+	    {"application/json", "not json", 8, TD_DATA_TEXT},
+	    {NULL, binary, sizeof binary, TD_DATA_BINARY},
+	    {"text/plain", "", 0, TD_DATA_TEXT},
+	};
+	for (size_t i = 0; i < sizeof payloads / sizeof payloads[0]; i++) {
+		struct td_event *ev = base_event();
+		cr_assert_eq(td_event_set(ev, "subject", "a/b c"), 0);
+		cr_assert_eq(td_event_set(ev, "time", "2026-11-27T08:00:00.123Z"), 0);
+		cr_assert_eq(td_event_set(ev, "dataschema", "https://example.com/s"), 0);
+		cr_assert_eq(td_event_set(ev, "ext1", "v\xc3\xa9"), 0);
+		cr_assert_eq(td_event_set(ev, "empty", ""), 0);
+		cr_assert_eq(td_event_set_int(ev, "count", -2147483648LL), 0);
+		cr_assert_eq(td_event_set_bool(ev, "flag", false), 0);
+		if (payloads[i].data)
+			cr_assert_eq(td_event_set_data(ev, payloads[i].data, payloads[i].len,
+						       payloads[i].ct),
+				     0);
+		cr_assert_eq(td_event_data_kind(ev), payloads[i].kind, "case %zu", i);
+		struct td_event *back = stored_round_trip(ev);
+		cr_assert_eq(td_event_extension_type(back, 2), TD_ATTR_INTEGER);
+		cr_assert_eq(td_event_extension_type(back, 3), TD_ATTR_BOOLEAN);
+		cr_assert_str_eq(td_event_get(back, "count"), "-2147483648");
+		td_event_unref(back);
+		td_event_unref(ev);
+	}
+	/* A minimal event, and one with the most extensions. */
+	struct td_event *ev = base_event();
+	td_event_unref(stored_round_trip(ev));
+	for (int i = 0; i < TD_EVENT_MAX_EXTENSIONS; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "x%d", i);
+		cr_assert_eq(td_event_set_int(ev, name, i), 0);
+	}
+	td_event_unref(stored_round_trip(ev));
+	td_event_unref(ev);
+}
+
+Test(event, stored_form_reads_json_too)
+{
+	const char *json = "{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\","
+			   "\"datacontenttype\":\"application/json\",\"data\":{\"k\":1}}";
+	char err[256];
+	struct td_event *ev = td_event_decode(json, strlen(json), err, sizeof(err));
+	cr_assert_not_null(ev, "%s", err);
+	cr_assert_eq(td_event_data_kind(ev), TD_DATA_JSON);
+	td_event_unref(ev);
+	cr_assert_null(td_event_decode("{", 1, err, sizeof(err)));
+	cr_assert_null(td_event_decode("", 0, err, sizeof(err)));
+}
+
+Test(event, stored_form_damage_is_an_error)
+{
+	struct td_event *ev = base_event();
+	cr_assert_eq(td_event_set(ev, "subject", "s"), 0);
+	cr_assert_eq(td_event_set_int(ev, "n", 7), 0);
+	cr_assert_eq(td_event_set_data(ev, "{}", 2, "application/json"), 0);
+	size_t len;
+	char err[256];
+	char *stored = td_event_encode(ev, &len);
+	cr_assert_not_null(stored);
+
+	/* Every truncation is refused with the place named. */
+	for (size_t n = 0; n < len; n++) {
+		char *cut = malloc(n ? n : 1);
+		cr_assert_not_null(cut);
+		memcpy(cut, stored, n);
+		err[0] = '\0';
+		struct td_event *back = td_event_decode(cut, n, err, sizeof(err));
+		cr_expect_null(back, "a cut at %zu was accepted", n);
+		td_event_unref(back);
+		cr_expect_neq(err[0], '\0', "a cut at %zu has no reason", n);
+		free(cut);
+	}
+	/* A trailing byte, an unknown version, a bad payload kind. */
+	char *more = malloc(len + 1);
+	cr_assert_not_null(more);
+	memcpy(more, stored, len);
+	more[len] = 'x';
+	cr_assert_null(td_event_decode(more, len + 1, err, sizeof(err)));
+	cr_assert(strstr(err, "damaged"), "%s", err);
+	memcpy(more, stored, len);
+	more[1] = 9;
+	cr_assert_null(td_event_decode(more, len, err, sizeof(err)));
+	cr_assert(strstr(err, "version 9"), "%s", err);
+	memcpy(more, stored, len);
+	more[len - 2 - 4 - 1] = 7; /* kind byte: before the 4-byte length and "{}" */
+	cr_assert_null(td_event_decode(more, len, err, sizeof(err)));
+	cr_assert(strstr(err, "payload"), "%s", err);
+
+	/* An attribute the setters refuse is refused here too (a time that is not RFC
+	 * 3339), as is an extension value that is not its type's. */
+	struct td_event *timed = base_event();
+	cr_assert_eq(td_event_set(timed, "time", "2026-11-27T08:00:00Z"), 0);
+	size_t tlen;
+	char *t = td_event_encode(timed, &tlen);
+	char *at = memmem(t, tlen, "2026-11-27T08", 13);
+	cr_assert_not_null(at);
+	at[10] = ' ';
+	cr_assert_null(td_event_decode(t, tlen, err, sizeof(err)));
+	cr_assert(strstr(err, "time"), "%s", err);
+	at = memmem(stored, len, "n\x01", 2); /* extension n, type Integer, value "7" */
+	cr_assert_not_null(at);
+	memcpy(more, stored, len);
+	more[at - stored + 1 + 1 + 4] = 'x';
+	cr_assert_null(td_event_decode(more, len, err, sizeof(err)));
+	cr_assert(strstr(err, "Integer"), "%s", err);
+	free(t);
+	td_event_unref(timed);
+	free(more);
+	free(stored);
+	td_event_unref(ev);
+}

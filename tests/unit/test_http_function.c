@@ -778,6 +778,251 @@ Test(http_function, extra_headers_are_sent_and_replace_the_kinds, .timeout = 30)
 	srv_stop(s);
 }
 
+/* ---- the request bytes ---- */
+
+struct hdr_text {
+	char text[4096];
+	size_t len;
+};
+
+static void collect_header(void *arg, const char *name, const char *value)
+{
+	struct hdr_text *t = arg;
+	int n = snprintf(t->text + t->len, sizeof t->text - t->len, "%s: %s\n", name, value);
+	if (n > 0 && (size_t)n < sizeof t->text - t->len)
+		t->len += (size_t)n;
+}
+
+struct hdr_case {
+	const char *attrs[8][2]; /* name, value; beyond the required three */
+	const char *data, *content_type;
+	const char *expected; /* after the first four lines, which every case shares */
+};
+
+static char *repeat(const char *unit, int n)
+{
+	size_t len = strlen(unit);
+	char *s = malloc(len * (size_t)n + 1);
+	for (int i = 0; i < n; i++)
+		memcpy(s + len * (size_t)i, unit, len);
+	s[len * (size_t)n] = '\0';
+	return s;
+}
+
+/* td_event_http_headers, byte for byte: the order, the percent-encoding of the binding,
+ * values that fit the stack buffer and longer ones, the longest extension name. */
+Test(http_function, binary_mode_headers_byte_exact)
+{
+	char *spaces169 = repeat(" ", 169), *spaces170 = repeat(" ", 170);
+	char *enc169 = repeat("%20", 169), *enc170 = repeat("%20", 170);
+	char *long_plain = repeat("abcdefghij", 100);
+	char exp_long[4096];
+	snprintf(exp_long, sizeof exp_long,
+		 "ce-subject: %s\nce-a: %s\nce-b: %s\nContent-Type: text/plain; charset=utf-8\n",
+		 enc169, enc170, long_plain);
+	const struct hdr_case cases[] = {
+	    {.attrs = {{"subject", "order 42"}, {"region", "eu-west"}},
+	     .data = "{\"amount\": 12}",
+	     .content_type = "application/json",
+	     .expected = "ce-subject: order%2042\nce-region: eu-west\n"
+			 "Content-Type: application/json\n"},
+	    {.attrs = {{"subject", "a\"b%c d\xc3\xa9~"}},
+	     .expected = "ce-subject: a%22b%25c%20d%C3%A9~\n"},
+	    {.attrs = {{"dataschema", "https://s.example/v1"},
+		       {"time", "2026-01-02T03:04:05Z"},
+		       {"subject", "s"},
+		       {"abcdefghijklmnopqrst", "20 chars"},
+		       {"z", ""}},
+	     .data = "raw",
+	     .content_type = "text/csv",
+	     .expected = "ce-subject: s\nce-time: 2026-01-02T03:04:05Z\n"
+			 "ce-dataschema: https://s.example/v1\n"
+			 "ce-abcdefghijklmnopqrst: 20%20chars\nce-z: \nContent-Type: text/csv\n"},
+	    {.attrs = {{"subject", spaces169}, {"a", spaces170}, {"b", long_plain}},
+	     .data = "plain words",
+	     .expected = exp_long},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct td_event *ev = td_event_create();
+		cr_assert_not_null(ev);
+		cr_assert_eq(td_event_set(ev, "id", "evt-1"), 0);
+		cr_assert_eq(td_event_set(ev, "source", "/orders"), 0);
+		cr_assert_eq(td_event_set(ev, "type", "t"), 0);
+		for (int k = 0; k < 8 && cases[i].attrs[k][0]; k++)
+			cr_assert_eq(td_event_set(ev, cases[i].attrs[k][0], cases[i].attrs[k][1]),
+				     0, "case %zu: %s", i, cases[i].attrs[k][0]);
+		if (cases[i].data)
+			cr_assert_eq(td_event_set_data(ev, cases[i].data, strlen(cases[i].data),
+						       cases[i].content_type),
+				     0);
+		struct hdr_text got = {0};
+		td_event_http_headers(ev, collect_header, &got);
+		char expected[4096];
+		snprintf(expected, sizeof expected,
+			 "ce-specversion: 1.0\nce-id: evt-1\nce-source: /orders\nce-type: t\n%s",
+			 cases[i].expected);
+		cr_expect_str_eq(got.text, expected, "case %zu", i);
+		td_event_unref(ev);
+	}
+	free(spaces169);
+	free(spaces170);
+	free(enc169);
+	free(enc170);
+	free(long_plain);
+}
+
+/* The whole request head as it goes on the wire, byte for byte, twice on one pooled
+ * call (the second call with another event: nothing of the first is left). */
+Test(http_function, binary_mode_request_bytes_exact, .timeout = 30)
+{
+	struct srv *s = srv_start(&ok_reply, 1);
+	struct harness h;
+	char fn[512];
+	snprintf(fn, sizeof fn,
+		 "{ name = \"f\"; kind = \"http\"; url = \"http://127.0.0.1:%d/fn?x=1\"; "
+		 "headers = { X-Team = \"payments\"; }; }",
+		 s->port);
+	harness_start(&h, fn);
+	struct batch b = {.h = &h,
+			  .function = "f",
+			  .ev = sample_event("{\"amount\": 12}", "application/json"),
+			  .n = 1};
+	run_batch(&b);
+	batch_clear(&b);
+	struct td_event *ev = td_event_create();
+	cr_assert_eq(td_event_set(ev, "id", "2"), 0);
+	cr_assert_eq(td_event_set(ev, "source", "s"), 0);
+	cr_assert_eq(td_event_set(ev, "type", "t"), 0);
+	struct batch b2 = {.h = &h, .function = "f", .ev = ev, .n = 1};
+	run_batch(&b2);
+	batch_clear(&b2);
+	harness_finish(&h);
+	cr_assert_eq(s->nrequests, 2);
+	cr_expect_eq(s->connections, 1);
+	char expected[2048];
+	snprintf(expected, sizeof expected,
+		 "POST /fn?x=1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: triggerd\r\n"
+		 "Accept: */*\r\nce-specversion: 1.0\r\nce-id: evt-1\r\nce-source: /orders\r\n"
+		 "ce-type: com.example.order.created\r\nce-subject: order%%2042\r\n"
+		 "ce-region: eu-west\r\nContent-Type: application/json\r\nX-Team: payments\r\n"
+		 "Content-Length: 14\r\n\r\n",
+		 s->port);
+	cr_expect_str_eq(s->requests[0].head, expected);
+	snprintf(expected, sizeof expected,
+		 "POST /fn?x=1 HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: triggerd\r\n"
+		 "Accept: */*\r\nce-specversion: 1.0\r\nce-id: 2\r\nce-source: s\r\n"
+		 "ce-type: t\r\nX-Team: payments\r\nContent-Length: 0\r\n\r\n",
+		 s->port);
+	cr_expect_str_eq(s->requests[1].head, expected);
+	srv_stop(s);
+}
+
+/* A URL that passes the configuration check but that libcurl refuses (a port out of
+ * range) fails each call for good, with libcurl's reason, as it did when libcurl
+ * parsed the text per call. */
+Test(http_function, a_url_libcurl_refuses_fails_each_call, .timeout = 30)
+{
+	struct harness h;
+	harness_start(&h,
+		      "{ name = \"f\"; kind = \"http\"; url = \"http://127.0.0.1:99999/fn\"; }");
+	struct batch b = {.h = &h, .function = "f", .ev = sample_event("{}", NULL), .n = 2};
+	run_batch(&b);
+	for (int i = 0; i < 2; i++) {
+		cr_expect_eq(b.out[i].res.status, TD_RESULT_ERROR, "call %d", i);
+		cr_expect_not_null(b.out[i].res.error);
+		if (b.out[i].res.error)
+			cr_expect_not_null(strstr(b.out[i].res.error,
+						  "request to http://127.0.0.1:99999/fn failed: "),
+					   "%s", b.out[i].res.error);
+	}
+	batch_clear(&b);
+	harness_finish(&h);
+}
+
+/* ---- proxies from the environment ---- */
+
+/* With http_proxy set, the request goes to the proxy (absolute-form target), as
+ * libcurl's environment rules say; no_proxy still exempts a host. */
+Test(http_function, a_proxy_in_the_environment_is_used, .timeout = 30)
+{
+	struct srv *proxy = srv_start(&ok_reply, 1);
+	char env[64];
+	snprintf(env, sizeof env, "http://127.0.0.1:%d", proxy->port);
+	cr_assert_eq(setenv("http_proxy", env, 1), 0);
+	struct outcome o;
+	/* The function's own server: only no_proxy sends the call there. */
+	struct srv *s = invoke_once("", &ok_reply, sample_event("{}", NULL), &o);
+	cr_expect_eq(o.res.status, TD_RESULT_OK, "%s", o.res.error ? o.res.error : "");
+	cr_expect_eq(s->nrequests, 0, "the call bypassed the proxy");
+	cr_assert_eq(proxy->nrequests, 1);
+	char line[128];
+	snprintf(line, sizeof line, "POST http://127.0.0.1:%d/fn HTTP/1.1\r\n", s->port);
+	cr_expect_eq(strncmp(proxy->requests[0].head, line, strlen(line)), 0, "%s",
+		     proxy->requests[0].head);
+	td_result_clear(&o.res);
+	srv_stop(s);
+
+	cr_assert_eq(setenv("no_proxy", "127.0.0.1", 1), 0);
+	s = invoke_once("", &ok_reply, sample_event("{}", NULL), &o);
+	cr_expect_eq(o.res.status, TD_RESULT_OK);
+	cr_expect_eq(s->nrequests, 1, "no_proxy was not honoured");
+	cr_expect_eq(proxy->nrequests, 1);
+	td_result_clear(&o.res);
+	srv_stop(s);
+	unsetenv("http_proxy");
+	unsetenv("no_proxy");
+	srv_stop(proxy);
+}
+
+/* ---- reload ---- */
+
+static struct td_config *function_config(const struct harness *h, int port)
+{
+	char *text = NULL;
+	cr_assert(asprintf(&text,
+			   "state_dir = \"%s\";\nqueue = { durability = \"memory\"; };\n"
+			   "functions = ( { name = \"f\"; kind = \"http\"; "
+			   "url = \"http://127.0.0.1:%d/v2\"; } );\n",
+			   h->dir, port) > 0);
+	struct td_diag diag = {0};
+	struct td_config *cfg = td_config_load_string(text, "test.cfg", &diag);
+	if (!cfg)
+		td_diag_print(&diag, stderr);
+	td_diag_clear(&diag);
+	free(text);
+	cr_assert_not_null(cfg);
+	return cfg;
+}
+
+/* A reload that changes the URL: the calls after it go to the new URL only, though the
+ * function's pooled calls had the old one set. */
+Test(http_function, a_reload_with_another_url_sends_there, .timeout = 30)
+{
+	struct srv *old_srv = srv_start(&ok_reply, 1), *new_srv = srv_start(&ok_reply, 1);
+	struct harness h;
+	char fn[256];
+	snprintf(fn, sizeof fn,
+		 "{ name = \"f\"; kind = \"http\"; url = \"http://127.0.0.1:%d/v1\"; }",
+		 old_srv->port);
+	harness_start(&h, fn);
+	struct batch b = {.h = &h, .function = "f", .ev = sample_event("{}", NULL), .n = 4};
+	run_batch(&b);
+	batch_clear(&b);
+	cr_assert_eq(td_router_reload(h.router, function_config(&h, new_srv->port)), 0);
+	struct batch b2 = {.h = &h, .function = "f", .ev = sample_event("{}", NULL), .n = 4};
+	run_batch(&b2);
+	for (int i = 0; i < 4; i++)
+		cr_expect_eq(b2.out[i].res.status, TD_RESULT_OK);
+	batch_clear(&b2);
+	harness_finish(&h);
+	cr_expect_eq(old_srv->nrequests, 4);
+	cr_expect_eq(new_srv->nrequests, 4);
+	for (int i = 0; i < new_srv->nrequests; i++)
+		cr_expect_eq(strncmp(new_srv->requests[i].head, "POST /v2 HTTP/1.1\r\n", 19), 0);
+	srv_stop(old_srv);
+	srv_stop(new_srv);
+}
+
 /* ---- outcomes ---- */
 
 Test(http_function, server_error_is_retried_with_its_body_and_retry_after, .timeout = 30)

@@ -1012,3 +1012,26 @@ Test(queue, failed_push_fails_the_group)
 	cr_assert_eq(out[0]->id, a);
 	td_queue_close(q);
 }
+
+Test(queue, uncommitted_counts_staged_changes)
+{
+	struct td_queue *q = open_ok(qdir, TD_QUEUE_OS);
+	cr_assert_eq(td_queue_uncommitted(q), 0);
+	long long a = push_ok(q, "f", "a", 1, 1);
+	long long b = push_ok(q, "f", "b", 1, 1);
+	cr_assert_eq(td_queue_uncommitted(q), 2);
+	cr_assert_eq(td_queue_commit(q), 0);
+	cr_assert_eq(td_queue_uncommitted(q), 0);
+	const struct td_queue_entry *out[2];
+	cr_assert_eq(td_queue_take(q, "f", 1, out, 2), 2);
+	cr_assert_eq(td_queue_uncommitted(q), 0, "a take changes nothing stored");
+	cr_assert_eq(td_queue_complete(q, a), 0);
+	cr_assert_eq(td_queue_retry(q, b, 5, "e"), 0);
+	cr_assert_eq(td_queue_uncommitted(q), 2);
+	cr_assert_eq(td_queue_commit(q), 0);
+	cr_assert_eq(td_queue_uncommitted(q), 0);
+	cr_assert_eq(td_queue_take(q, "f", 10, out, 2), 1);
+	cr_assert_eq(td_queue_release(q, b), 0);
+	cr_assert_eq(td_queue_uncommitted(q), 0, "a release writes nothing");
+	td_queue_close(q);
+}
