@@ -81,11 +81,16 @@ static void pout_unref(struct td_pout *po)
 }
 
 /* Under the lock: reads what the pipe holds now. */
+/* Output read but not yet taken by the engine stays under this: past it the reader
+ * stops reading until a drain took it, so a process that writes faster than the engine
+ * cuts lines waits on its full pipe instead of growing triggerd's memory. */
+#define RAW_MAX (1u << 20)
+
 static void read_locked(struct td_pout *po)
 {
 	char tmp[16384];
 
-	while (!po->eof && po->fd >= 0) {
+	while (!po->eof && po->fd >= 0 && po->raw.len < RAW_MAX) {
 		ssize_t n = read(po->fd, tmp, sizeof tmp);
 		if (n > 0) {
 			td_buf_append(&po->raw, tmp, (size_t)n);
@@ -163,10 +168,11 @@ static void *reader(void *arg)
 		}
 		if (p[1].revents)
 			break;
-		bool post = false, eof;
+		bool post = false, eof, full;
 		pthread_mutex_lock(&po->lock);
 		read_locked(po);
 		eof = po->eof;
+		full = po->raw.len >= RAW_MAX;
 		if ((po->raw.len || eof) && !po->posted) {
 			po->posted = post = true;
 			po->refs++;
@@ -181,8 +187,9 @@ static void *reader(void *arg)
 		}
 		if (eof)
 			break;
-		if (!post && !(p[0].revents & POLLIN)) {
-			/* POLLHUP with nothing to read and a drain pending: wait for it. */
+		if (!post && (!(p[0].revents & POLLIN) || full)) {
+			/* POLLHUP with nothing to read, or RAW_MAX unread, and a drain
+			 * pending: wait for it. */
 			usleep(1000);
 		}
 	}
