@@ -47,9 +47,14 @@
  *
  * Cost per record (batch mode, the hot path): the consumer thread takes the records of
  * a round with one rd_kafka_consume_batch_queue call, writes each record's JSON into a
- * reused scratch buffer and copies it into the record's single allocation; the engine
- * joins a batch's JSON into one buffer that the batch event takes over without a copy or
- * a second validation (td_kafka_batch_event, td_event_take_data_json).
+ * reused scratch buffer (the parts every record of a partition shares are made once per
+ * partition: td_kafka_json_prefix) and copies it into the record's single allocation;
+ * the engine joins a batch's JSON into one buffer that the batch event takes over
+ * without a copy or a second validation (td_kafka_batch_event, td_event_take_data_json).
+ * Records are freed by the consumer thread that allocated them: the schedulers hand
+ * them back through a lock-free list (rec_bury), since frees on the engine thread
+ * contended for the consumer thread's allocator arena. Key hashes are kept busy only
+ * for ordering key.
  *
  * Life cycle. stop() stops intake and joins the consumer thread but leaves the consumer
  * in the group, so that settlements arriving during the shutdown grace still store their
@@ -422,6 +427,8 @@ struct kafka_rt {
 	atomic_long flowing;
 	atomic_bool consumer_waiting;
 	atomic_long flow_high; /* max(FLOW_MIN, 2 x batch_size x assigned partitions) */
+	/* records done with, to be freed by the consumer thread that made them (rec_bury) */
+	_Atomic(struct td_kafka_rec *) graves;
 	/* health */
 	bool joined;
 	char brokers_err[512], topics_err[512], fatal_err[512];
@@ -451,8 +458,9 @@ struct kpart {
 	struct kpart *dnext; /* ctx->dirty */
 	struct kpart *tnext; /* touched list of one chunk */
 	/* consumer thread only: */
-	long long c_next;    /* the offset after the last record read, -1: none yet */
-	long long c_kick_ms; /* when the fetcher was last woken (see kick) */
+	struct td_kafka_json_prefix jp; /* batch mode: the parts its records' JSON share */
+	long long c_next;		/* the offset after the last record read, -1: none yet */
+	long long c_kick_ms;		/* when the fetcher was last woken (see kick) */
 };
 
 /* What a record carries (the scheduler's item). */
@@ -560,10 +568,38 @@ static struct kafka_rt *rt_ref(struct kafka_rt *rt)
 	return rt;
 }
 
+/*
+ * Any thread (mostly the engine's, through the schedulers): a record that is done with
+ * goes back to the consumer thread, which allocated it and frees it there (graves_free),
+ * in one list it takes whole. Freed on the engine thread, records made the two threads
+ * contend for the allocator's lock of the consumer thread's arena.
+ */
+static void rec_bury(struct td_kafka_rec *r, void *arg)
+{
+	struct kafka_rt *rt = arg;
+	struct td_kafka_rec *head = atomic_load_explicit(&rt->graves, memory_order_relaxed);
+	do
+		r->next = head;
+	while (!atomic_compare_exchange_weak_explicit(&rt->graves, &head, r, memory_order_release,
+						      memory_order_relaxed));
+}
+
+/* Frees the buried records: the consumer thread each round, and the last rt_unref. */
+static void graves_free(struct kafka_rt *rt)
+{
+	struct td_kafka_rec *r = atomic_exchange_explicit(&rt->graves, NULL, memory_order_acquire);
+	while (r) {
+		struct td_kafka_rec *next = r->next;
+		free(r);
+		r = next;
+	}
+}
+
 static void rt_unref(struct kafka_rt *rt)
 {
 	if (!rt || atomic_fetch_sub(&rt->refs, 1) != 1)
 		return;
+	graves_free(rt);
 	pthread_mutex_destroy(&rt->lock);
 	pthread_mutex_destroy(&rt->log_lock);
 	pthread_cond_destroy(&rt->cond);
@@ -859,6 +895,7 @@ static void part_free(struct kafka_ctx *ctx, struct kpart *p)
 	td_kafka_sched_free(&p->sched);
 	if (p->one)
 		rd_kafka_topic_partition_list_destroy(p->one);
+	td_kafka_json_prefix_free(&p->jp);
 	free(p->topic);
 	free(p);
 }
@@ -1675,6 +1712,7 @@ static void free_kparts(struct kpart **parts, size_t n)
 		td_kafka_sched_free(&parts[i]->sched);
 		if (parts[i]->one)
 			rd_kafka_topic_partition_list_destroy(parts[i]->one);
+		td_kafka_json_prefix_free(&parts[i]->jp);
 		free(parts[i]->topic);
 		free(parts[i]);
 	}
@@ -1880,7 +1918,9 @@ static void take_message(struct kafka_ctx *ctx, const rd_kafka_message_t *m, lon
 	char err[300];
 	if (ctx->o->batch_size > 1) {
 		td_buf_reset(jb);
-		json_ok = td_kafka_record_json(ctx->source_attr, &rec, jb, &has_subject) == 0;
+		json_ok = (p->jp.text ? td_kafka_record_json_with(&p->jp, &rec, jb, &has_subject)
+				      : td_kafka_record_json(ctx->source_attr, &rec, jb,
+							     &has_subject)) == 0;
 		if (json_ok)
 			extra = jb->len + 1 + (has_subject ? m->key_len + 1 : 0);
 		else
@@ -1996,6 +2036,7 @@ static int flow_wait(struct kafka_rt *rt)
 {
 	long long start = td_now_ms();
 	while (atomic_load(&rt->flowing) >= atomic_load(&rt->flow_high)) {
+		graves_free(rt);
 		if (td_now_ms() - start >= FLOW_WAIT_MAX_MS)
 			return 1;
 		struct timespec until;
@@ -2121,6 +2162,7 @@ static void *consumer_main(void *arg)
 			rd_kafka_message_destroy(msgs[i]);
 		}
 		chunk_flush(ctx);
+		graves_free(rt);
 		/* Running low: wake the fetchers before the queue is empty. */
 		if (room > 1 && rd_kafka_queue_length(cq) < KICK_LOW_WATER)
 			kick(ctx);
@@ -2152,6 +2194,8 @@ static void assign_parts(struct kafka_ctx *ctx, const rd_kafka_topic_partition_l
 	    .window_ms = o->batch_window_ms,
 	    .max_batches = (size_t)o->batches_in_flight,
 	    .free_item = item_free,
+	    .free_rec = rec_bury,
+	    .free_arg = rt,
 	};
 	for (int i = 0; i < parts->cnt; i++) {
 		const rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -2168,6 +2212,10 @@ static void assign_parts(struct kafka_ctx *ctx, const rd_kafka_topic_partition_l
 			continue;
 		}
 		rd_kafka_topic_partition_list_add(p->one, tp->topic, tp->partition);
+		/* Without it (out of memory) each record's JSON is made from scratch. */
+		if (sc.batch_size > 1)
+			td_kafka_json_prefix_init(&p->jp, ctx->source_attr, tp->topic,
+						  tp->partition);
 		p->partition = tp->partition;
 		p->ctx = ctx;
 		p->c_next = -1;
@@ -2428,6 +2476,7 @@ static int kafka_start(struct td_source *src)
 	atomic_init(&rt->flow_high, FLOW_MIN);
 	atomic_init(&rt->flowing, 0);
 	atomic_init(&rt->consumer_waiting, false);
+	atomic_init(&rt->graves, NULL);
 	ctx->rt = rt;
 	if (setup_dead_letters(ctx, why, sizeof why) < 0)
 		goto fail;

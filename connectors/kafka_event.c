@@ -386,51 +386,107 @@ static size_t header_exts(const struct td_kafka_record *r, struct header_ext *ou
 	return n;
 }
 
+int td_kafka_json_prefix_init(struct td_kafka_json_prefix *p, const char *source_attr,
+			      const char *topic, int partition)
+{
+	struct td_buf b = {0};
+	char part[24];
+	size_t part_len = fmt_ll(part, partition), topic_len = strlen(topic);
+
+	memset(p, 0, sizeof *p);
+	LIT(&b, "{\"specversion\":\"1.0\",\"id\":\"");
+	td_buf_append(&b, topic, topic_len);
+	td_buf_appendc(&b, '-');
+	td_buf_append(&b, part, part_len);
+	td_buf_appendc(&b, '-');
+	p->head_len = b.len;
+	LIT(&b, "\",\"source\":");
+	td_json_append_cstr(&b, source_attr);
+	LIT(&b, ",\"type\":\"" TD_KAFKA_RECORD_TYPE "\"");
+	p->mid_len = b.len - p->head_len;
+	LIT(&b, ",\"kafkatopic\":");
+	td_json_append_string(&b, topic, topic_len);
+	LIT(&b, ",\"kafkapartition\":");
+	td_buf_append(&b, part, part_len);
+	LIT(&b, ",\"kafkaoffset\":");
+	p->ext_len = b.len - p->head_len - p->mid_len;
+	p->text = td_buf_steal(&b, NULL);
+	if (!p->text) {
+		memset(p, 0, sizeof *p);
+		return -TD_ENOMEM;
+	}
+	return 0;
+}
+
+void td_kafka_json_prefix_free(struct td_kafka_json_prefix *p)
+{
+	free(p->text);
+	memset(p, 0, sizeof *p);
+}
+
+/* The time text of ms (>= 0) into p's cache: formatted whole once a second, else only
+ * the milliseconds change. false out of range. */
+static bool prefix_time(struct td_kafka_json_prefix *p, long long ms)
+{
+	long long sec = ms / 1000;
+	int frac = (int)(ms % 1000);
+	if (!p->time_ok || sec != p->time_sec) {
+		p->time_ok = format_time_ms(ms, p->time_text);
+		p->time_sec = sec;
+		return p->time_ok;
+	}
+	p->time_text[20] = (char)('0' + frac / 100);
+	put2(p->time_text + 21, frac % 100);
+	return true;
+}
+
 int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *r, struct td_buf *b,
 			 bool *has_subject)
 {
+	struct td_kafka_json_prefix p;
+	*has_subject = false;
+	if (td_kafka_json_prefix_init(&p, source_attr, r->topic, r->partition) < 0) {
+		b->oom = true;
+		return -TD_ENOMEM;
+	}
+	int rc = td_kafka_record_json_with(&p, r, b, has_subject);
+	td_kafka_json_prefix_free(&p);
+	return rc;
+}
+
+int td_kafka_record_json_with(struct td_kafka_json_prefix *pre, const struct td_kafka_record *r,
+			      struct td_buf *b, bool *has_subject)
+{
 	char *ct = r->nheaders ? content_type_header(r) : NULL;
-	char time_text[40];
 	bool subject = r->key && r->key_len > 0 && !memchr(r->key, '\0', r->key_len) &&
 		       ce_string(r->key, r->key_len);
 	bool has_time = r->timestamp_ms >= 0 && r->timestamp_type != TD_KAFKA_TS_NONE &&
-			format_time_ms(r->timestamp_ms, time_text);
+			prefix_time(pre, r->timestamp_ms);
 	int exts = 3;
 
 	*has_subject = subject;
-	char part[24], off[24];
-	size_t part_len = fmt_ll(part, r->partition), off_len = fmt_ll(off, r->offset);
-	size_t topic_len = strlen(r->topic);
+	char off[24];
+	size_t off_len = fmt_ll(off, r->offset);
 	/* One reservation for the usual parts (appends still grow the buffer as needed). */
-	td_buf_reserve(b, 256 + 2 * topic_len + r->key_len + r->value_len + r->value_len / 8);
-	LIT(b, "{\"specversion\":\"1.0\",\"id\":\"");
-	td_buf_append(b, r->topic, topic_len);
-	td_buf_appendc(b, '-');
-	td_buf_append(b, part, part_len);
-	td_buf_appendc(b, '-');
+	td_buf_reserve(b, 160 + pre->head_len + pre->mid_len + pre->ext_len + 2 * r->key_len +
+			      r->value_len + r->value_len / 8);
+	td_buf_append(b, pre->text, pre->head_len);
 	td_buf_append(b, off, off_len);
-	td_buf_appendc(b, '"');
-	LIT(b, ",\"source\":");
-	td_json_append_cstr(b, source_attr);
-	LIT(b, ",\"type\":\"" TD_KAFKA_RECORD_TYPE "\"");
+	td_buf_append(b, pre->text + pre->head_len, pre->mid_len);
 	if (subject) {
 		LIT(b, ",\"subject\":");
 		td_json_append_string(b, r->key, r->key_len);
 	}
 	if (has_time) {
 		LIT(b, ",\"time\":\"");
-		td_buf_append(b, time_text, 24);
+		td_buf_append(b, pre->time_text, 24);
 		td_buf_appendc(b, '"');
 	}
 	if (ct) {
 		LIT(b, ",\"datacontenttype\":");
 		td_json_append_cstr(b, ct);
 	}
-	LIT(b, ",\"kafkatopic\":");
-	td_json_append_string(b, r->topic, topic_len);
-	LIT(b, ",\"kafkapartition\":");
-	td_buf_append(b, part, part_len);
-	LIT(b, ",\"kafkaoffset\":");
+	td_buf_append(b, pre->text + pre->head_len + pre->mid_len, pre->ext_len);
 	if (r->offset >= 0 && r->offset <= INT32_MAX) {
 		td_buf_append(b, off, off_len);
 	} else {

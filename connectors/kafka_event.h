@@ -102,6 +102,34 @@ struct td_event *td_kafka_record_event(const char *source_attr, const struct td_
 int td_kafka_record_json(const char *source_attr, const struct td_kafka_record *r,
 			 struct td_buf *out, bool *has_subject);
 
+/*
+ * What the JSON of every record of one partition shares, made once per partition for
+ * td_kafka_record_json_with (the batch path's per-record cost): the text up to the
+ * offset in "id", the source and type, the Kafka extensions up to the offset, and the
+ * time text of the last record (a cache: records of one second differ only in the
+ * milliseconds). Owned by the caller (td_kafka_json_prefix_free); used by one thread at a
+ * time, since the cache changes.
+ */
+struct td_kafka_json_prefix {
+	char *text; /* one allocation: head, mid, ext */
+	size_t head_len, mid_len, ext_len;
+	long long time_sec; /* the second of time_text, valid when time_ok */
+	bool time_ok;
+	char time_text[40];
+};
+
+/* Makes p for records of topic/partition. 0, or -TD_ENOMEM (p is then empty). */
+int td_kafka_json_prefix_init(struct td_kafka_json_prefix *p, const char *source_attr,
+			      const char *topic, int partition);
+void td_kafka_json_prefix_free(struct td_kafka_json_prefix *p);
+
+/*
+ * td_kafka_record_json with the shared parts taken from pre, which was made for r's topic
+ * and partition (the same text, byte for byte). 0, or -TD_ENOMEM.
+ */
+int td_kafka_record_json_with(struct td_kafka_json_prefix *pre, const struct td_kafka_record *r,
+			      struct td_buf *out, bool *has_subject);
+
 /* One record of a batch: its event's structured JSON and what the batch event needs. */
 struct td_kafka_batch_item {
 	const char *json; /* as td_kafka_record_json wrote it: trusted, not validated again */

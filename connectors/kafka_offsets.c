@@ -27,7 +27,7 @@ void td_kafka_offsets_free(struct td_kafka_offsets *t)
 
 static size_t slot(const struct td_kafka_offsets *t, size_t i)
 {
-	return (t->head + i) % t->cap;
+	return (t->head + i) & (t->cap - 1);
 }
 
 static int grow(struct td_kafka_offsets *t)
@@ -50,6 +50,7 @@ static int grow(struct td_kafka_offsets *t)
 	t->done = done;
 	t->cap = cap;
 	t->head = 0;
+	t->next = 0;
 	return 0;
 }
 
@@ -70,20 +71,27 @@ int td_kafka_offsets_add(struct td_kafka_offsets *t, long long offset)
 	return 0;
 }
 
+static int mark(struct td_kafka_offsets *t, size_t s)
+{
+	if (t->done[s])
+		return -TD_ENOTFOUND;
+	t->done[s] = 1;
+	t->open--;
+	t->next = (s + 1) & (t->cap - 1);
+	return 0;
+}
+
 int td_kafka_offsets_settle(struct td_kafka_offsets *t, long long offset)
 {
 	size_t lo = 0, hi = t->len;
+	/* A batch settles its offsets in order: try the slot after the last one first. */
+	if (t->cap && ((t->next - t->head) & (t->cap - 1)) < t->len && t->offs[t->next] == offset)
+		return mark(t, t->next);
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		long long v = t->offs[slot(t, mid)];
-		if (v == offset) {
-			size_t s = slot(t, mid);
-			if (t->done[s])
-				return -TD_ENOTFOUND;
-			t->done[s] = 1;
-			t->open--;
-			return 0;
-		}
+		if (v == offset)
+			return mark(t, slot(t, mid));
 		if (v < offset)
 			lo = mid + 1;
 		else
@@ -105,7 +113,7 @@ long long td_kafka_offsets_position(const struct td_kafka_offsets *t)
 bool td_kafka_offsets_advance(struct td_kafka_offsets *t, long long *position)
 {
 	while (t->len > 0 && t->done[t->head]) {
-		t->head = (t->head + 1) % t->cap;
+		t->head = (t->head + 1) & (t->cap - 1);
 		t->len--;
 	}
 	if (t->last < 0)

@@ -26,12 +26,13 @@
 #include <stddef.h>
 
 struct td_kafka_offsets {
-	long long *offs;     /* ring of tracked offsets, increasing */
-	unsigned char *done; /* settled flag per slot */
-	size_t head, len, cap;
-	long long last;	     /* the last offset added, -1 before the first */
-	long long committed; /* the last position reported (at first: the first offset) */
-	size_t open;	     /* tracked and not settled */
+	long long *offs;       /* ring of tracked offsets, increasing */
+	unsigned char *done;   /* settled flag per slot */
+	size_t head, len, cap; /* cap: 0 or a power of two */
+	size_t next;	       /* the slot after the last one settled: where a batch goes on */
+	long long last;	       /* the last offset added, -1 before the first */
+	long long committed;   /* the last position reported (at first: the first offset) */
+	size_t open;	       /* tracked and not settled */
 };
 
 /* Zeroes t (no allocation until the first add). */

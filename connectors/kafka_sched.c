@@ -172,14 +172,18 @@ static void rec_free(struct td_kafka_sched *s, struct td_kafka_rec *r)
 {
 	if (s->conf.free_item && r->item)
 		s->conf.free_item(r->item);
-	free(r);
+	if (s->conf.free_rec)
+		s->conf.free_rec(r, s->conf.free_arg);
+	else
+		free(r);
 }
 
 /* Releases b: its records' keys are no longer busy; the records are freed. */
 static void batch_release(struct td_kafka_sched *s, struct td_kafka_batch *b)
 {
+	bool keyed = s->conf.ordering == TD_KAFKA_ORDER_KEY;
 	for (size_t i = 0; i < b->n; i++) {
-		if (b->recs[i]->has_key)
+		if (keyed && b->recs[i]->has_key)
 			keys_del(&s->busy_keys, b->recs[i]->key_hash);
 		rec_free(s, b->recs[i]);
 	}
@@ -262,9 +266,12 @@ static void batch_link(struct td_kafka_sched *s, struct td_kafka_batch *b)
 	s->batches++;
 }
 
-/* Marks the keys of b busy. On failure nothing is marked. */
+/* Marks the keys of b busy (key ordering only: the others never look at them). On
+ * failure nothing is marked. */
 static int busy_add(struct td_kafka_sched *s, struct td_kafka_batch *b)
 {
+	if (s->conf.ordering != TD_KAFKA_ORDER_KEY)
+		return 0;
 	for (size_t i = 0; i < b->n; i++)
 		if (b->recs[i]->has_key && keys_add(&s->busy_keys, b->recs[i]->key_hash) < 0) {
 			while (i-- > 0)

@@ -76,6 +76,10 @@ struct td_kafka_sched_conf {
 	long long window_ms;
 	size_t max_batches; /* unfinished batches at once for key and none (partition: 1) */
 	void (*free_item)(void *item);
+	/* When set, a record is handed to free_rec(rec, free_arg), which frees it (after
+	 * free_item), instead of free(): the caller may free it on another thread. */
+	void (*free_rec)(struct td_kafka_rec *rec, void *free_arg);
+	void *free_arg;
 };
 
 /* A multiset of key hashes (open addressing, linear probing). */

@@ -413,6 +413,63 @@ Test(kafka_event, record_json_equals_the_event_json)
 	}
 }
 
+/* One prefix serves a partition's records in turn: each text is the event's JSON, while
+ * its time cache goes through the same second, the next, back, out of range and none. */
+Test(kafka_event, record_json_with_a_partition_prefix)
+{
+	static const struct {
+		long long offset, ts;
+		int ts_type;
+		const char *key;
+	} rows[] = {
+	    {0, 1545084650987LL, TD_KAFKA_TS_CREATE, "k"},
+	    {1, 1545084650001LL, TD_KAFKA_TS_CREATE, "k"},
+	    {2, 1545084650999LL, TD_KAFKA_TS_LOG_APPEND, NULL},
+	    {3, 1545084651000LL, TD_KAFKA_TS_CREATE, "k"},
+	    {4, 1545084650500LL, TD_KAFKA_TS_CREATE, ""},
+	    {5, -1, TD_KAFKA_TS_NONE, "k"},
+	    {6, 1545084650500LL, TD_KAFKA_TS_NONE, "k"},
+	    {7, 253402300800000LL, TD_KAFKA_TS_CREATE, "k"}, /* year 10000: no time */
+	    {8, 253402300800007LL, TD_KAFKA_TS_CREATE, "k"},
+	    {9, 0, TD_KAFKA_TS_CREATE, "k"},
+	    {2147483648LL, 999, TD_KAFKA_TS_CREATE, "k"},
+	    {2147483647LL, 1000, TD_KAFKA_TS_CREATE, "\x01"},
+	};
+	struct td_kafka_json_prefix pre;
+	cr_assert_eq(td_kafka_json_prefix_init(&pre, SRC, "t.o_p-c", 12), 0);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		char value[32];
+		int n = snprintf(value, sizeof value, "{\"n\": %zu}", i);
+		struct td_kafka_record r = {.topic = "t.o_p-c",
+					    .partition = 12,
+					    .offset = rows[i].offset,
+					    .key = rows[i].key,
+					    .key_len = rows[i].key ? strlen(rows[i].key) : 0,
+					    .value = value,
+					    .value_len = (size_t)n,
+					    .timestamp_ms = rows[i].ts,
+					    .timestamp_type = rows[i].ts_type};
+		struct td_event *ev = record_event(&r);
+		size_t len;
+		char *want = td_event_to_json(ev, &len);
+		struct td_buf got = {0}, plain = {0};
+		bool has_subject, plain_subject;
+		cr_assert_eq(td_kafka_record_json_with(&pre, &r, &got, &has_subject), 0);
+		cr_assert_eq(td_kafka_record_json(SRC, &r, &plain, &plain_subject), 0);
+		cr_expect_str_eq(got.data, want, "row %zu", i);
+		cr_expect_str_eq(plain.data, want, "row %zu", i);
+		cr_expect_eq(has_subject, td_event_get(ev, "subject") != NULL, "row %zu", i);
+		cr_expect_eq(has_subject, plain_subject, "row %zu", i);
+		free(want);
+		td_buf_free(&got);
+		td_buf_free(&plain);
+		td_event_unref(ev);
+	}
+	td_kafka_json_prefix_free(&pre);
+	cr_expect_null(pre.text);
+	td_kafka_json_prefix_free(&pre); /* twice: harmless */
+}
+
 static char *read_sample(const char *name)
 {
 	const char *dir = getenv("TD_SAMPLES");

@@ -129,6 +129,37 @@ Test(kafka_offsets, ring_grows_and_wraps)
 	td_kafka_offsets_free(&t);
 }
 
+/* Batches settle their offsets in order (the slot after the last settled is tried
+ * first): gaps, a batch settled out of turn, repeats and growth in between. */
+Test(kafka_offsets, in_order_settling_with_gaps_and_repeats)
+{
+	struct td_kafka_offsets t;
+	long long pos;
+	td_kafka_offsets_init(&t);
+	for (long long o = 0; o < 60; o++)
+		cr_assert_eq(td_kafka_offsets_add(&t, 3 * o), 0); /* 0, 3, ..., 177 */
+	for (long long o = 30; o < 60; o++)			  /* the second half first */
+		cr_assert_eq(td_kafka_offsets_settle(&t, 3 * o), 0);
+	cr_expect_eq(td_kafka_offsets_settle(&t, 177), -TD_ENOTFOUND);
+	cr_expect_eq(td_kafka_offsets_settle(&t, 90), -TD_ENOTFOUND);
+	cr_expect_eq(td_kafka_offsets_settle(&t, 1), -TD_ENOTFOUND);
+	cr_expect(!td_kafka_offsets_advance(&t, &pos));
+	for (long long o = 60; o < 200; o++) /* grows past 64 while settled slots wait */
+		cr_assert_eq(td_kafka_offsets_add(&t, 3 * o), 0);
+	for (long long o = 0; o < 30; o++) {
+		cr_assert_eq(td_kafka_offsets_settle(&t, 3 * o), 0);
+		cr_expect_eq(td_kafka_offsets_settle(&t, 3 * o), -TD_ENOTFOUND);
+	}
+	cr_assert(td_kafka_offsets_advance(&t, &pos));
+	cr_expect_eq(pos, 180);
+	for (long long o = 60; o < 200; o++)
+		cr_assert_eq(td_kafka_offsets_settle(&t, 3 * o), 0, "offset %lld", 3 * o);
+	cr_expect_eq(td_kafka_offsets_unsettled(&t), 0);
+	cr_assert(td_kafka_offsets_advance(&t, &pos));
+	cr_expect_eq(pos, 3 * 199 + 1);
+	td_kafka_offsets_free(&t);
+}
+
 Test(kafka_offsets, random_settling_matches_a_model)
 {
 	enum { N = 3000 };

@@ -40,7 +40,11 @@ static struct td_kafka_rec *mkrec(long long offset, const char *key, long long a
 static void setup(struct td_kafka_sched *s, int ordering, size_t batch_size, long long window,
 		  size_t max_batches)
 {
-	struct td_kafka_sched_conf c = {ordering, batch_size, window, max_batches, count_free};
+	struct td_kafka_sched_conf c = {.ordering = ordering,
+					.batch_size = batch_size,
+					.window_ms = window,
+					.max_batches = max_batches,
+					.free_item = count_free};
 	freed_items = 0;
 	td_kafka_sched_init(s, &c);
 }
@@ -266,6 +270,60 @@ Test(kafka_sched, abandon_leaves_offsets_unsettled)
 	cr_expect_eq(td_kafka_offsets_position(&s.offsets), 0);
 	cr_expect_eq(freed_items, 3);
 	td_kafka_sched_free(&s);
+}
+
+/* free_rec: every record goes to it (after its item), in settle, abandon, drop and free;
+ * none is freed by the scheduler itself. */
+struct graves {
+	struct td_kafka_rec *list;
+	int n;
+};
+
+static void bury(struct td_kafka_rec *r, void *arg)
+{
+	struct graves *g = arg;
+	cr_assert_null(r->item, "free_item runs before free_rec");
+	r->next = g->list;
+	g->list = r;
+	g->n++;
+}
+
+static void item_cleared(void *item)
+{
+	((struct td_kafka_rec *)item)->item = NULL;
+	freed_items++;
+}
+
+Test(kafka_sched, free_rec_takes_every_record)
+{
+	struct td_kafka_sched s;
+	struct graves g = {0};
+	struct td_kafka_sched_conf c = {.ordering = TD_KAFKA_ORDER_NONE,
+					.batch_size = 2,
+					.max_batches = 3,
+					.free_item = item_cleared,
+					.free_rec = bury,
+					.free_arg = &g};
+	freed_items = 0;
+	td_kafka_sched_init(&s, &c);
+	for (int i = 0; i < 9; i++)
+		add(&s, i, i % 2 ? "odd" : NULL);
+	struct td_kafka_batch *a = next(&s), *b = next(&s), *d = next(&s);
+	cr_assert(a && b && d);
+	cr_expect_eq(settle(&s, a), 2);
+	cr_expect_eq(g.n, 2);
+	td_kafka_sched_abandon(&s, b);
+	cr_expect_eq(g.n, 4);
+	td_kafka_sched_drop_pending(&s); /* 6, 7, 8 */
+	cr_expect_eq(g.n, 7);
+	td_kafka_sched_free(&s); /* d: 4, 5 */
+	cr_expect_eq(g.n, 9);
+	cr_expect_eq(freed_items, 9);
+	while (g.list) {
+		struct td_kafka_rec *r = g.list;
+		g.list = r->next;
+		free(r);
+	}
 }
 
 Test(kafka_sched, drop_pending_and_duplicates)
