@@ -551,13 +551,21 @@ int td_kafka_record_json_with(struct td_kafka_json_prefix *pre, const struct td_
 
 /* ---- batch events ---- */
 
+/* td_json_array_join's view of a batch's items. */
+static const char *item_json(const void *arg, size_t i, size_t *len)
+{
+	const struct td_kafka_batch_item *items = arg;
+	*len = items[i].json_len;
+	return items[i].json;
+}
+
 struct td_event *td_kafka_batch_event(const char *source_attr, const char *topic, int partition,
 				      const struct td_kafka_batch_item *items, size_t n, char *err,
 				      size_t errlen)
 {
 	struct td_event *ev = NULL;
 	const char *subject;
-	char *data = NULL, *w;
+	char *data = NULL;
 	char id[640];
 	int rc;
 
@@ -565,27 +573,16 @@ struct td_event *td_kafka_batch_event(const char *source_attr, const char *topic
 		fail(err, errlen, "an empty batch");
 		return NULL;
 	}
-	/* The array is written once, into a buffer of its exact size, and handed to the
-	 * event as it is: the items are JSON that td_kafka_record_json wrote. */
-	size_t total = 2 + (n - 1);
-	for (size_t i = 0; i < n; i++)
-		total += items[i].json_len;
-	data = malloc(total + 1);
+	/* The array is handed to the event as it is: the items are JSON that
+	 * td_kafka_record_json wrote. */
+	size_t total;
+	data = td_json_array_join(n, item_json, items, &total);
 	if (!data)
 		goto nomem;
-	w = data;
 	subject = items[0].subject;
-	*w++ = '[';
-	for (size_t i = 0; i < n; i++) {
-		if (subject && (!items[i].subject || strcmp(items[i].subject, subject) != 0))
+	for (size_t i = 1; i < n && subject; i++)
+		if (!items[i].subject || strcmp(items[i].subject, subject) != 0)
 			subject = NULL;
-		if (i)
-			*w++ = ',';
-		memcpy(w, items[i].json, items[i].json_len);
-		w += items[i].json_len;
-	}
-	*w++ = ']';
-	*w = '\0';
 	snprintf(id, sizeof id, "%s-%d-%lld..%lld", topic, partition, items[0].offset,
 		 items[n - 1].offset);
 	ev = td_event_create();

@@ -636,6 +636,14 @@ static bool entry_json(struct redis_ctx *c, struct entry *en, struct td_log_rate
 	return en->json != NULL;
 }
 
+/* td_json_array_join's view of picked entries (their JSON made). */
+static const char *picked_json(const void *arg, size_t i, size_t *len)
+{
+	struct entry *const *picked = arg;
+	*len = picked[i]->json_len;
+	return picked[i]->json;
+}
+
 /*
  * The batch event of picked[0..count): the entries' JSON joined into one array written
  * once into a buffer of its exact size and handed to the event uncopied. NULL when an
@@ -644,28 +652,17 @@ static bool entry_json(struct redis_ctx *c, struct entry *en, struct td_log_rate
 static struct td_event *batch_event(struct redis_ctx *c, struct stream *st,
 				    struct entry *const *picked, int count)
 {
-	size_t total = 2 + (size_t)(count - 1);
-	for (int k = 0; k < count; k++) {
+	for (int k = 0; k < count; k++)
 		if (!entry_json(c, picked[k], &c->limit))
 			return NULL;
-		total += picked[k]->json_len;
-	}
-	char *data = malloc(total + 1), *w = data;
+	size_t total;
+	char *data = td_json_array_join((size_t)count, picked_json, picked, &total);
 	char err[256];
 	if (!data) {
 		if (td_log_ratelimit(&c->limit, 5, 10000))
 			td_logs_error(c->scope, "batch of %s: out of memory", st->key);
 		return NULL;
 	}
-	*w++ = '[';
-	for (int k = 0; k < count; k++) {
-		if (k)
-			*w++ = ',';
-		memcpy(w, picked[k]->json, picked[k]->json_len);
-		w += picked[k]->json_len;
-	}
-	*w++ = ']';
-	*w = '\0';
 	struct td_event *ev = td_redis_batch_event_json(
 	    c->source_attr, st->key, picked[0]->e->id_text, picked[count - 1]->e->id_text,
 	    (size_t)count, data, total, err, sizeof err);

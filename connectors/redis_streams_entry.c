@@ -645,7 +645,6 @@ struct td_event *td_redis_batch_event(const char *source_attr, const char *strea
 				      size_t errlen)
 {
 	struct td_buf data = {0};
-	struct td_event *ev = NULL;
 	struct td_redis_id first_id;
 	const char *first = n ? td_event_get(events[0], "redisid") : NULL;
 	const char *last = n ? td_event_get(events[n - 1], "redisid") : NULL;
@@ -658,8 +657,9 @@ struct td_event *td_redis_batch_event(const char *source_attr, const char *strea
 		size_t len;
 		char *json = td_event_to_json(events[i], &len);
 		if (!json) {
+			td_buf_free(&data);
 			set_err(err, errlen, "out of memory");
-			goto fail;
+			return NULL;
 		}
 		if (i)
 			td_buf_appendc(&data, ',');
@@ -667,30 +667,15 @@ struct td_event *td_redis_batch_event(const char *source_attr, const char *strea
 		free(json);
 	}
 	td_buf_appendc(&data, ']');
-	if (td_buf_failed(&data) || !(ev = td_event_create())) {
-		set_err(err, errlen, "out of memory");
-		goto fail;
-	}
-	if (set_id(ev, stream, first, last, err, errlen) < 0 ||
-	    set_common(ev, source_attr, stream, BATCH_TYPE, &first_id, err, errlen) < 0)
-		goto fail;
-	if (td_event_set(ev, "redisid", first) < 0 || td_event_set(ev, "redislastid", last) < 0 ||
-	    td_event_set_int(ev, "rediscount", (long long)(n > INT32_MAX ? INT32_MAX : n)) < 0) {
-		set_err(err, errlen, "out of memory");
-		goto fail;
-	}
 	/* The array joins the entries' own JSON forms: valid JSON, handed over uncopied. */
 	size_t len;
 	char *json = td_buf_steal(&data, &len);
-	if (td_event_take_data_json(ev, json, len, "application/json") < 0) {
+	if (!json) {
 		set_err(err, errlen, "out of memory");
-		goto fail;
+		return NULL;
 	}
-	return ev;
-fail:
-	td_buf_free(&data);
-	td_event_unref(ev);
-	return NULL;
+	return td_redis_batch_event_json(source_attr, stream, first, last, n, json, len, err,
+					 errlen);
 }
 
 int td_redis_batch_failures(const char *body, size_t len, const char *stream,

@@ -1,15 +1,16 @@
 /*
- * The http function kind: an invocation is one HTTP POST to the function's URL, run on
- * the engine's libcurl multi handle. The event goes as a CloudEvent in binary mode (the
+ * The http function kind: an invocation is one HTTP POST to the function's URL, run by
+ * the engine's libcurl transfers. The event goes as a CloudEvent in binary mode (the
  * payload as the body, attributes as ce-* headers), in structured mode (the JSON form),
  * or as the bare data; a 2xx answer is success and its body the result.
  *
  * This file holds the options of the kind and their checks, then the runtime.
  *
  * Runtime. Everything runs on the engine thread. An invocation is a struct http_call
- * that owns one CURL easy handle; the easy handles run on the engine's multi handle
- * (td_engine_curl_start), whose connection pool and DNS cache are shared by every
- * transfer, so calls to the same host reuse kept-alive connections. Finished calls go
+ * that owns one CURL easy handle; the easy handles run on the engine's transfer thread
+ * (td_engine_curl_start; only the write callback runs there, into the call's own
+ * buffer), whose connection pool and DNS cache are shared by every transfer, so calls
+ * to the same host reuse kept-alive connections. Finished calls go
  * back to a per-function free list with their easy handle (its options stay set:
  * only the headers, body and timeout change per call) and their buffers, so a steady
  * stream of invocations allocates little here beyond the result it hands over. The URL

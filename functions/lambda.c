@@ -8,7 +8,7 @@
  *
  * Runtime. Everything runs on the engine thread. An invocation is one POST
  * {endpoint}/2015-03-31/functions/{FunctionName}/invocations[?Qualifier=...] on its own
- * CURL easy handle, run on the engine's multi handle (td_engine_curl_start, whose
+ * CURL easy handle, run on the engine's transfer thread (td_engine_curl_start, whose
  * connection pool is shared, so calls reuse kept-alive connections). The body is the
  * event in the function's event_format (aws: td_event_aws_payload; cloudevents: the
  * CloudEvent JSON); the header

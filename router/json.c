@@ -1036,3 +1036,28 @@ char *td_bytes_dup(const void *p, size_t len)
 	}
 	return s;
 }
+
+char *td_json_array_join(size_t n, const char *(*text)(const void *arg, size_t i, size_t *len),
+			 const void *arg, size_t *len)
+{
+	size_t total = 2 + (n ? n - 1 : 0), one;
+	for (size_t i = 0; i < n; i++) {
+		text(arg, i, &one);
+		total += one;
+	}
+	char *out = malloc(total + 1), *w = out;
+	if (!out)
+		return NULL;
+	*w++ = '[';
+	for (size_t i = 0; i < n; i++) {
+		const char *t = text(arg, i, &one);
+		if (i)
+			*w++ = ',';
+		memcpy(w, t, one);
+		w += one;
+	}
+	*w++ = ']';
+	*w = '\0';
+	*len = total;
+	return out;
+}

@@ -78,6 +78,15 @@ int td_json_validate(const char *s, size_t len, int max_depth, char *err, size_t
 bool td_json_valid(const char *s, size_t len, int max_depth);
 
 /*
+ * The JSON array of n texts that are each one JSON value already (not checked again):
+ * text(arg, i, &len) gives the i-th. Written once into a buffer of its exact size (the
+ * batch paths hand it to an event uncopied); malloc'ed, NUL-terminated, its length in
+ * *len. NULL when out of memory.
+ */
+char *td_json_array_join(size_t n, const char *(*text)(const void *arg, size_t i, size_t *len),
+			 const void *arg, size_t *len);
+
+/*
  * Appends s[0..len) as a JSON string literal, quotes included: '"', '\\' and the
  * control characters below U+0020 are escaped (\n, \t, \r, \b, \f or \u00XX), all
  * else is copied. Bytes that are not valid UTF-8 are replaced by \ufffd, so the output

@@ -9,7 +9,7 @@
  * router creates the function, and td_router_invoke (the Invoke API path) runs sync
  * invocations on the engine loop against a small HTTP/1.1 server on loopback in this
  * process, which records every request and answers as each test scripts it. Nothing is
- * mocked: the transfers are libcurl's on the engine's multi handle.
+ * mocked: the transfers are libcurl's on the engine's transfer thread.
  */
 #include <criterion/criterion.h>
 
@@ -488,15 +488,14 @@ struct slot {
 
 static struct slot slots[64];
 
-static void harness_start(struct harness *h, const char *functions)
+/* A configuration of the given functions, with its state in dir. */
+static struct td_config *functions_config(const char *dir, const char *functions)
 {
-	snprintf(h->dir, sizeof h->dir, "/tmp/td_httpfn_XXXXXX");
-	cr_assert_not_null(mkdtemp(h->dir));
 	char *text = NULL;
 	cr_assert(asprintf(&text,
 			   "state_dir = \"%s\";\nqueue = { durability = \"memory\"; };\n"
 			   "functions = ( %s );\n",
-			   h->dir, functions) > 0);
+			   dir, functions) > 0);
 	struct td_diag diag = {0};
 	struct td_config *cfg = td_config_load_string(text, "test.cfg", &diag);
 	if (!cfg)
@@ -504,6 +503,14 @@ static void harness_start(struct harness *h, const char *functions)
 	td_diag_clear(&diag);
 	free(text);
 	cr_assert_not_null(cfg, "the test configuration did not load");
+	return cfg;
+}
+
+static void harness_start(struct harness *h, const char *functions)
+{
+	snprintf(h->dir, sizeof h->dir, "/tmp/td_httpfn_XXXXXX");
+	cr_assert_not_null(mkdtemp(h->dir));
+	struct td_config *cfg = functions_config(h->dir, functions);
 	h->engine = td_engine_create();
 	cr_assert_not_null(h->engine);
 	h->router = td_router_create(h->engine, cfg, NULL);
@@ -978,20 +985,10 @@ Test(http_function, a_proxy_in_the_environment_is_used, .timeout = 30)
 
 static struct td_config *function_config(const struct harness *h, int port)
 {
-	char *text = NULL;
-	cr_assert(asprintf(&text,
-			   "state_dir = \"%s\";\nqueue = { durability = \"memory\"; };\n"
-			   "functions = ( { name = \"f\"; kind = \"http\"; "
-			   "url = \"http://127.0.0.1:%d/v2\"; } );\n",
-			   h->dir, port) > 0);
-	struct td_diag diag = {0};
-	struct td_config *cfg = td_config_load_string(text, "test.cfg", &diag);
-	if (!cfg)
-		td_diag_print(&diag, stderr);
-	td_diag_clear(&diag);
-	free(text);
-	cr_assert_not_null(cfg);
-	return cfg;
+	char fn[128];
+	snprintf(fn, sizeof fn,
+		 "{ name = \"f\"; kind = \"http\"; url = \"http://127.0.0.1:%d/v2\"; }", port);
+	return functions_config(h->dir, fn);
 }
 
 /* A reload that changes the URL: the calls after it go to the new URL only, though the

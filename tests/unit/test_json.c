@@ -626,3 +626,32 @@ Test(json, buf_failure_is_sticky)
 	cr_expect_not(td_buf_failed(&b));
 	td_buf_free(&b);
 }
+
+static const char *join_text(const void *arg, size_t i, size_t *len)
+{
+	const char *const *texts = arg;
+	*len = strlen(texts[i]);
+	return texts[i];
+}
+
+Test(json, array_join)
+{
+	static const char *const texts[] = {"{\"a\":1}", "[]", "\"s\"", "2"};
+	struct {
+		size_t n;
+		const char *want;
+	} cases[] = {
+	    {0, "[]"},
+	    {1, "[{\"a\":1}]"},
+	    {4, "[{\"a\":1},[],\"s\",2]"},
+	};
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		size_t len = 0;
+		char *out = td_json_array_join(cases[k].n, join_text, texts, &len);
+		cr_assert_not_null(out);
+		cr_expect_str_eq(out, cases[k].want);
+		cr_expect_eq(len, strlen(cases[k].want));
+		cr_expect(td_json_valid(out, len, 0));
+		free(out);
+	}
+}
