@@ -6,23 +6,35 @@
  *
  * At least once. paho.mqtt.c 1.3 sends the PUBACK (QoS 1) or PUBCOMP (QoS 2) right after
  * messageArrived returns, whatever it returns, and calls it on its one receive thread
- * while holding its global lock. So the callback hands the event to the router and then
- * waits until the submission is settled: DONE or FAILED (a sync function answered with
- * an error: there is no negative acknowledgement in MQTT, so the message counts as
- * handled; the answer goes to the reply topic) return 1 and the message is acknowledged;
- * BUSY (queue full, concurrency reached) waits retry_after and submits again, so the
- * broker holds the rest of the backlog (backpressure, nothing dropped). QoS 1 messages
- * are therefore taken one at a time (see bench/mqtt/README.md for what that costs).
- * Several paho clients per source (one shared subscription) would not change that: paho
- * runs the callbacks of every client of the process on its one receive thread
- * (`mqtt_bench threads` shows it).
- * A kill -9 loses nothing: what was not settled was not acknowledged, and the broker
- * delivers it again to the persistent session. stop() shuts paho's socket down (found
- * among the process's sockets, since paho does not expose it) before it releases the
- * waiting callback, so that a message not yet settled is not acknowledged either; should
- * the socket not be known, the callback returns 0 and paho keeps the message in its file
- * persistence (state_dir/mqtt/SOURCE) for the next start. QoS 0 messages are not waited
- * for (at most receive_maximum in flight); a busy answer drops them, as QoS 0 allows.
+ * (for every client of the process) while holding its global lock. So a message is
+ * acknowledged only once it is safe:
+ * - Triggers all async (the common case): the callback writes the message to the
+ *   source's spool (mqtt_spool.h: an append-only log beside paho's persistence, as durable
+ *   as queue.durability says), hands it to the router and returns; the router queues it
+ *   or turns it away (busy: it is held in memory and submitted again after retry_after),
+ *   and its row goes once it is settled. Rows left by a crash are submitted again at the
+ *   next start. At most receive_maximum spooled messages are unsettled; the next one
+ *   waits in the callback, so the broker holds the rest of the backlog (backpressure).
+ *   This is what lets QoS 1 messages flow at the rate of the receive thread rather
+ *   than one router round trip per message (bench/mqtt/README.md).
+ * - A sync trigger names the source (its answer must exist before the acknowledgement,
+ *   and it may go to a reply topic), or the spool could not be opened or written: the
+ *   callback hands the event to the router and waits until the submission is settled:
+ *   DONE or FAILED (a sync function answered with an error: there is no negative
+ *   acknowledgement in MQTT, so the message counts as handled; the answer goes to the
+ *   reply topic) return 1 and the message is acknowledged; BUSY (queue full,
+ *   concurrency reached) waits retry_after and submits again, so the broker holds the
+ *   rest of the backlog. Such messages are taken one at a time. Several paho clients
+ *   per source would not change that: paho runs the callbacks of every client of the
+ *   process on its one receive thread (`mqtt_bench threads` shows it).
+ * A kill -9 loses nothing: what was neither spooled nor settled was not acknowledged,
+ * and the broker delivers it again to the persistent session. stop() shuts paho's socket
+ * down (found among the process's sockets, since paho does not expose it) before it
+ * releases the waiting callback, so that a message not yet settled is not acknowledged
+ * either; should the socket not be known, the callback returns 0 and paho keeps the
+ * message in its file persistence (state_dir/mqtt/SOURCE) for the next start. QoS 0
+ * messages are neither spooled nor waited for (at most receive_maximum in flight); a
+ * busy answer drops them, as QoS 0 allows.
  *
  * Threads. Because a waiting callback holds paho's global lock, the engine thread never
  * calls paho: a worker thread per source creates the client, connects and reconnects
@@ -45,6 +57,7 @@
 #include <triggerd/source.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -68,6 +81,7 @@
 
 #include "../router/retry.h"
 #include "mqtt_event.h"
+#include "mqtt_spool.h"
 #include "mqtt_topic.h"
 
 enum mqtt_protocol { MQTT_V5, MQTT_V311 };
@@ -311,10 +325,15 @@ struct publish_item {
 	char error[200];
 };
 
+#define SPOOL_FLUSH_MS 100 /* settled spool rows are written at least this often */
+
 /* One submitted message: the settle handle. */
 struct delivery {
+	struct delivery *next; /* rt->held (engine thread) */
 	int qos;
 	bool settled, abandoned; /* abandoned: the callback left, settle frees it */
+	long long spool_id;	 /* > 0: spooled (acknowledged already); see spool_message */
+	struct td_event *ev;	 /* spooled: for a submission again after a busy settle */
 	enum td_settle_status status;
 	long long retry_after_ms;
 	char *topic;
@@ -367,8 +386,12 @@ struct mqtt_rt {
 	long long next_connect_ms;
 	struct publish_item *pub_head, *pub_tail;
 	long long qos0_inflight;
+	struct td_mqtt_spool *spool; /* NULL: none could be opened (every message waits) */
+	long long spooled;	     /* spooled messages not settled yet */
+	struct delivery *held;	     /* engine thread: spooled, busy, waiting for held_timer */
+	struct td_timer *held_timer;
 	unsigned long long seq;
-	struct td_log_ratelimit rl_payload, rl_busy, rl_connect, rl_failed;
+	struct td_log_ratelimit rl_payload, rl_busy, rl_connect, rl_failed, rl_spool;
 };
 
 struct mqtt_ctx {
@@ -408,6 +431,7 @@ static void delivery_free(struct delivery *d)
 	free(d->topic);
 	free(d->reply_topic);
 	free(d->correlation);
+	td_event_unref(d->ev);
 	free(d);
 }
 
@@ -432,6 +456,7 @@ static void rt_free(struct mqtt_rt *rt)
 	free(rt->key_file);
 	free(rt->key_password);
 	free(rt->reply_template);
+	td_mqtt_spool_release(rt->spool);
 	while (rt->pub_head) {
 		struct publish_item *p = rt->pub_head;
 		rt->pub_head = p->next;
@@ -744,8 +769,73 @@ static struct td_event *make_event(struct mqtt_rt *rt, const char *topic, size_t
 }
 
 /*
- * paho's receive thread. Returns 1 (acknowledge) once the event is settled, 0 (paho keeps
- * the message in its persistence and delivers it again) when the source stops first.
+ * paho's receive thread, for a QoS 1/2 message whose triggers are all async: writes it to
+ * the spool and hands it to the router without waiting for the settle, so that paho
+ * acknowledges it at once (mqtt_spool.h). At most receive_maximum spooled messages are
+ * unsettled; the next one waits here (and the broker holds the rest). Returns 1 when the
+ * message is in the spool (acknowledge it; d then belongs to the settle), 0 when it could
+ * not be written (wait for the router instead), -1 when the source stops first.
+ */
+static int spool_message(struct mqtt_rt *rt, struct td_event *ev, struct delivery *d)
+{
+	pthread_mutex_lock(&rt->lock);
+	while (rt->spooled >= rt->receive_maximum && !rt->stopping)
+		pthread_cond_wait(&rt->cond, &rt->lock);
+	if (rt->stopping) {
+		pthread_mutex_unlock(&rt->lock);
+		return -1;
+	}
+	rt->spooled++;
+	pthread_mutex_unlock(&rt->lock);
+
+	char err[400] = "out of memory";
+	size_t len = 0;
+	char *stored = td_event_encode(ev, &len);
+	struct td_mqtt_spooled m = {.event = stored,
+				    .event_len = len,
+				    .reply_topic = d->reply_topic,
+				    .correlation = d->correlation,
+				    .correlation_len = d->correlation_len};
+	int rc = stored ? td_mqtt_spool_append(rt->spool, &m, &d->spool_id, err, sizeof err)
+			: -TD_ENOMEM;
+	free(stored);
+
+	pthread_mutex_lock(&rt->lock);
+	if (rc < 0) {
+		d->spool_id = 0;
+		rt->spooled--;
+		pthread_cond_broadcast(&rt->cond);
+		bool log = td_log_ratelimit(&rt->rl_spool, 3, 10000);
+		pthread_mutex_unlock(&rt->lock);
+		if (log)
+			td_logs_error(rt->scope,
+				      "message on \"%.200s\" not spooled (%s): it waits for the "
+				      "router instead",
+				      d->topic, err);
+		return 0;
+	}
+	struct td_event *one = NULL;
+	/* Under the lock, so that once stop() returned nothing more is submitted. A message
+	 * that cannot be submitted now stays in the spool for the next start. */
+	if (!rt->stopping) {
+		d->ev = td_event_ref(ev);
+		one = td_event_ref(ev);
+	}
+	if (!one || td_source_submit(rt->src, &one, 1, d) < 0) {
+		rt->spooled--;
+		pthread_mutex_unlock(&rt->lock);
+		td_mqtt_spool_unclaim(rt->spool, d->spool_id);
+		delivery_free(d);
+		return 1;
+	}
+	pthread_mutex_unlock(&rt->lock);
+	return 1;
+}
+
+/*
+ * paho's receive thread. Returns 1 (acknowledge) once the event is settled or spooled, 0
+ * (paho keeps the message in its persistence and delivers it again) when the source stops
+ * first.
  */
 static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_message *msg)
 {
@@ -778,6 +868,18 @@ static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_
 	    reply_target(rt, d, msg, d->topic) < 0)
 		goto out;
 	d->qos = msg->qos;
+	if (d->qos > 0 && rt->spool && !td_source_has_sync_triggers(rt->src)) {
+		int spooled = spool_message(rt, ev, d);
+		if (spooled == 1) {
+			d = NULL;
+			goto ack;
+		}
+		if (spooled < 0) {
+			delivery_free(d);
+			td_event_unref(ev);
+			return 0;
+		}
+	}
 
 	pthread_mutex_lock(&rt->lock);
 	for (;;) {
@@ -848,12 +950,98 @@ out:
 	return 0;
 }
 
+/* Engine thread: a spooled message leaves the spool's count of unsettled messages; its
+ * row goes (settled) or stays for the next start (not taken). */
+static void spooled_done(struct mqtt_rt *rt, struct delivery *d, bool taken)
+{
+	if (taken)
+		td_mqtt_spool_remove(rt->spool, d->spool_id);
+	else
+		td_mqtt_spool_unclaim(rt->spool, d->spool_id);
+	pthread_mutex_lock(&rt->lock);
+	rt->spooled--;
+	pthread_cond_broadcast(&rt->cond);
+	pthread_mutex_unlock(&rt->lock);
+	delivery_free(d);
+}
+
+/* Engine thread (held_timer): the held spooled messages are submitted again. */
+static void held_due(void *arg)
+{
+	struct mqtt_rt *rt = arg;
+	struct delivery *list = rt->held;
+	rt->held = NULL;
+	rt->held_timer = NULL;
+	while (list) {
+		struct delivery *d = list;
+		list = d->next;
+		d->next = NULL;
+		pthread_mutex_lock(&rt->lock);
+		struct td_event *one = rt->stopping ? NULL : td_event_ref(d->ev);
+		bool submitted = one && td_source_submit(rt->src, &one, 1, d) == 0;
+		pthread_mutex_unlock(&rt->lock);
+		if (!submitted)
+			spooled_done(rt, d, false);
+	}
+}
+
+/* Engine thread: stop() drops the held messages (their rows stay for the next start). */
+static void drop_held(struct mqtt_rt *rt)
+{
+	if (rt->held_timer)
+		td_timer_cancel(rt->engine, rt->held_timer);
+	rt->held_timer = NULL;
+	while (rt->held) {
+		struct delivery *d = rt->held;
+		rt->held = d->next;
+		spooled_done(rt, d, false);
+	}
+}
+
+/* Engine thread: a spooled message was settled. The router was busy: it is held (in
+ * memory; its row is in the spool) and submitted again after retry_after. */
+static void settle_spooled(struct mqtt_rt *rt, struct delivery *d, const struct td_settlement *s)
+{
+	pthread_mutex_lock(&rt->lock);
+	bool stopping = rt->stopping;
+	bool log_failed =
+	    s->status == TD_SETTLE_FAILED && td_log_ratelimit(&rt->rl_failed, 5, 10000);
+	bool log_busy =
+	    s->status == TD_SETTLE_BUSY && !stopping && td_log_ratelimit(&rt->rl_busy, 3, 10000);
+	pthread_mutex_unlock(&rt->lock);
+	if (log_failed)
+		td_logs_warn(rt->scope, "message on \"%.200s\": sync function failed (%s)",
+			     d->topic, s->reason ? s->reason : "error");
+	if (s->status != TD_SETTLE_BUSY || stopping) {
+		spooled_done(rt, d, s->status != TD_SETTLE_BUSY);
+		return;
+	}
+	long long delay = s->retry_after_ms < 100 ? 100 : s->retry_after_ms;
+	if (delay > 30000)
+		delay = 30000;
+	if (log_busy)
+		td_logs_warn(rt->scope,
+			     "spooled message on \"%.200s\" held: the router is busy (%s); "
+			     "trying again in %lld ms",
+			     d->topic, s->reason ? s->reason : "busy", delay);
+	if (!rt->held_timer && !(rt->held_timer = td_timer_add(rt->engine, delay, held_due, rt))) {
+		spooled_done(rt, d, false); /* out of memory: the next start takes it */
+		return;
+	}
+	d->next = rt->held;
+	rt->held = d;
+}
+
 static void mqtt_settle(struct td_source *src, void *handle, const struct td_settlement *s)
 {
 	struct mqtt_rt *rt = rt_of(src);
 	struct delivery *d = handle;
 	if (s->status != TD_SETTLE_BUSY && s->result && d->reply_topic)
 		queue_reply(rt, d, s);
+	if (d->spool_id > 0) {
+		settle_spooled(rt, d, s);
+		return;
+	}
 	pthread_mutex_lock(&rt->lock);
 	if (s->status == TD_SETTLE_FAILED && td_log_ratelimit(&rt->rl_failed, 5, 10000))
 		td_logs_warn(rt->scope,
@@ -1352,13 +1540,107 @@ static void teardown(struct mqtt_rt *rt)
 	rt->client = NULL;
 }
 
+/* A spooled message from before (recover_spool): submitted again, with what its reply
+ * needs. A row that cannot be read is reported and given up (bad, below). */
+struct recovery {
+	struct mqtt_rt *rt;
+	long long *bad;
+	size_t nbad, cap;
+};
+
+static int recover_one(void *arg, const struct td_mqtt_spooled *m)
+{
+	struct recovery *r = arg;
+	struct mqtt_rt *rt = r->rt;
+	char err[200] = "out of memory";
+	struct td_event *ev = td_event_decode(m->event, m->event_len, err, sizeof err);
+	struct delivery *d = ev ? calloc(1, sizeof *d) : NULL;
+	const char *topic = ev ? td_event_get(ev, "mqtttopic") : NULL;
+	bool nomem = false;
+	if (d) {
+		d->qos = 1;
+		d->spool_id = m->id;
+		d->topic = dup_opt(topic ? topic : "?", &nomem);
+		d->reply_topic = dup_opt(m->reply_topic, &nomem);
+		if (m->correlation && m->correlation_len &&
+		    (d->correlation = malloc(m->correlation_len)))
+			memcpy(d->correlation, m->correlation, m->correlation_len);
+		nomem |= m->correlation && m->correlation_len && !d->correlation;
+	}
+	if (!ev) {
+		td_logs_error(rt->scope, "spooled message %lld cannot be read (%s): dropped", m->id,
+			      err);
+		if (r->nbad == r->cap) {
+			size_t cap = r->cap ? r->cap * 2 : 16;
+			long long *v = realloc(r->bad, cap * sizeof *v);
+			if (!v)
+				return 0; /* stays claimed and in the file: read again next start */
+			r->bad = v;
+			r->cap = cap;
+		}
+		r->bad[r->nbad++] = m->id;
+		return 0;
+	}
+	if (!d || nomem) {
+		delivery_free(d);
+		td_event_unref(ev);
+		return 1;
+	}
+	pthread_mutex_lock(&rt->lock);
+	if (rt->stopping) {
+		pthread_mutex_unlock(&rt->lock);
+		delivery_free(d);
+		td_event_unref(ev);
+		return 1;
+	}
+	d->ev = ev;
+	struct td_event *one = td_event_ref(ev);
+	int rc = td_source_submit(rt->src, &one, 1, d);
+	if (rc == 0)
+		rt->spooled++;
+	pthread_mutex_unlock(&rt->lock);
+	if (rc < 0) {
+		delivery_free(d);
+		return 1;
+	}
+	return 0;
+}
+
+/* Worker thread, before connecting: what the spool still holds (a crash, or a reload
+ * that retired the instance that had it) goes to the router again. */
+static void recover_spool(struct mqtt_rt *rt)
+{
+	struct recovery r = {.rt = rt};
+	char err[400] = "";
+	int n = td_mqtt_spool_recover(rt->spool, recover_one, &r, err, sizeof err);
+	for (size_t i = 0; i < r.nbad; i++)
+		td_mqtt_spool_remove(rt->spool, r.bad[i]);
+	free(r.bad);
+	if (n < 0)
+		td_logs_error(rt->scope, "%s", err);
+	else if (n > 0)
+		td_logs_info(rt->scope, "%d spooled messages submitted again", n);
+}
+
 static void *worker_main(void *arg)
 {
 	struct mqtt_rt *rt = arg;
+	if (rt->spool)
+		recover_spool(rt);
 	bool have_client = create_client(rt) == 0;
 
 	pthread_mutex_lock(&rt->lock);
 	while (!rt->quit) {
+		/* Settled rows of the spool go with the next message, or here when none came
+		 * for a while. Not under rt->lock: the spool's lock is never taken under it. */
+		if (rt->spool) {
+			char err[400];
+			pthread_mutex_unlock(&rt->lock);
+			if (td_mqtt_spool_pending(rt->spool) &&
+			    td_mqtt_spool_flush(rt->spool, err, sizeof err) < 0)
+				td_logs_error(rt->scope, "%s", err);
+			pthread_mutex_lock(&rt->lock);
+		}
 		if (rt->pub_head) {
 			struct publish_item *list = rt->pub_head;
 			bool stopped = rt->stopping;
@@ -1390,7 +1672,12 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		if (have_client && !rt->stopping && !rt->connected && !rt->connecting)
-			wait_ms(rt, &rt->wcond, rt->next_connect_ms - now);
+			wait_ms(rt, &rt->wcond,
+				rt->spool && rt->next_connect_ms - now > SPOOL_FLUSH_MS
+				    ? SPOOL_FLUSH_MS
+				    : rt->next_connect_ms - now);
+		else if (rt->spool)
+			wait_ms(rt, &rt->wcond, SPOOL_FLUSH_MS);
 		else
 			pthread_cond_wait(&rt->wcond, &rt->lock);
 	}
@@ -1512,6 +1799,17 @@ static int mqtt_start(struct td_source *src)
 		rt_free(rt);
 		return -TD_EIO;
 	}
+	char spool_path[PATH_MAX], err[400];
+	snprintf(spool_path, sizeof spool_path, "%s.spool", rt->persist_dir);
+	rt->spool = td_mqtt_spool_acquire(spool_path, td_source_global(src)->queue_durability, err,
+					  sizeof err);
+	if (!rt->spool)
+		td_logs_error(rt->scope,
+			      "%s: QoS 1/2 messages are taken one at a time, each acknowledged "
+			      "once the router settled it",
+			      err);
+	else if (err[0])
+		td_logs_warn(rt->scope, "%s", err);
 	char reason[400], uris[300];
 	uris_text(rt, uris, sizeof uris);
 	snprintf(reason, sizeof reason, "connecting to %s", uris);
@@ -1548,6 +1846,7 @@ static void mqtt_stop(struct td_source *src)
 	pthread_cond_broadcast(&rt->cond);
 	pthread_cond_signal(&rt->wcond);
 	pthread_mutex_unlock(&rt->lock);
+	drop_held(rt);
 }
 
 static void mqtt_destroy(struct td_source *src)

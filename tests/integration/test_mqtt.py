@@ -86,11 +86,14 @@ def has_topic_match():
 # ---- 1. delivery -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("invocation", ["sync", "async"])
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
-def test_01_qos_0_1_2_delivery(broker, triggerd, function_server, protocol):
+def test_01_qos_0_1_2_delivery(broker, triggerd, function_server, protocol, invocation):
+    """sync: each QoS 1/2 message waits for its settle; async: it goes through the
+    source's spool (acknowledged once written there)."""
     b = broker()
     fn = fast(function_server())
-    t = triggerd(config(b.url, fn.url, qos=2, protocol=protocol, invocation="sync"))
+    t = triggerd(config(b.url, fn.url, qos=2, protocol=protocol, invocation=invocation))
     pub = client(b, client_id="pub", version=5 if protocol == "5" else 4)
     for qos in (0, 1, 2):
         pub.publish(f"t/dev{qos}/temp", json.dumps({"qos": qos, "celsius": 20 + qos}), qos=qos)
@@ -403,6 +406,41 @@ def test_15_broker_restart_reconnects_and_loses_nothing_after(broker, triggerd, 
     wait_for(lambda: counter.distinct() == 1500, 60, interval=0.1,
              what=f"all messages after the restart (have {counter.distinct()})")
     wait_for(lambda: readyz(t)[0] == 200, 10, what="/readyz to recover")
+    pub.disconnect()
+
+
+def test_21_spooled_messages_survive_kill_9_while_the_router_is_busy(broker, triggerd,
+                                                                    function_server):
+    """A QoS 1 message whose triggers are all async is acknowledged once it is in the
+    source's spool. While the function's queue is full the router turns it away and it
+    waits there; after a kill -9, a start with a clean session (the broker keeps nothing
+    for triggerd) still delivers every message: only the spool had them."""
+    total = 60
+    b = broker()
+    counter = Counter()
+    failing = {"on": True}
+
+    def respond(req):
+        if failing["on"]:
+            return 500, {}, b"not now"
+        return counter.respond(req)
+
+    fn = fast(function_server(respond))
+    busy = config(b.url, fn.url, topics='["spool/#"]',
+                  source_extra='client_id = "triggerd-spool"; clean_start = true;',
+                  trigger_extra='retries = 10; backoff = { base = "2s"; };')
+    t = triggerd(busy.replace('timeout = "5s";', 'timeout = "5s"; queue_max = 5;'))
+    pub = client(b, client_id="spooler")
+    pub.publish_many([("spool/x", json.dumps({"n": i})) for i in range(total)], qos=1)
+    wait_for(lambda: "held: the router is busy" in t.log(), 30, what="the router to turn messages away")
+    time.sleep(1)  # every message is spooled within milliseconds of its arrival
+    t.kill9()
+    failing["on"] = False
+    t.config.write_text(busy)
+    t.start()
+    wait_for(lambda: counter.distinct() == total, 60, interval=0.2,
+             what=f"all {total} messages (have {counter.distinct()})")
+    assert "spooled messages submitted again" in t.log()
     pub.disconnect()
 
 
