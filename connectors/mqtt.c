@@ -227,7 +227,8 @@ static const struct td_option mqtt_options[] = {
      .min = 1,
      .max = 65535,
      .desc = "Most QoS 1/2 messages the broker sends before triggerd acknowledges (MQTT 5 "
-	     "Receive Maximum), and most QoS 0 events in flight: bounds the events in flight."},
+	     "Receive Maximum), most spooled messages not yet settled and most QoS 0 events "
+	     "in flight: bounds the events in flight."},
     {.type = TD_OPT_SIZE,
      .name = "max_payload",
      .def = "1MB",
