@@ -13,11 +13,13 @@
  * mode), the costly part, off the engine, and hands them to the engine in chunks
  * (td_engine_call), each record tagged with its partition object. Everything else runs
  * on the engine thread: the per-partition schedulers, submissions and settlements,
- * retries, bisection, dead letters, offset stores and pause/resume, all of which
- * librdkafka allows from any thread. Rebalance callbacks run on the consumer thread: an
- * assignment hands new partition objects to the engine; a revocation asks the engine to
- * finish or give up the partitions' work and waits for its answer (at most
- * rebalance_grace, and never once the source stops), then commits and unassigns.
+ * retries, bisection, dead letters, offset stores and the pause decisions, which the
+ * consumer thread applies between its reads (apply_pauses: librdkafka 2.0.2 loses
+ * records when a pause or seek runs while rd_kafka_consume_batch_queue reads).
+ * Rebalance callbacks run on the consumer thread: an assignment hands new partition
+ * objects to the engine; a revocation asks the engine to finish or give up the
+ * partitions' work and waits for its answer (at most rebalance_grace, and never once
+ * the source stops), then commits and unassigns.
  * Producing (kafka:// destinations, dead letters) uses a second, lazily made producer
  * handle with its own poll thread, whose delivery reports come back through
  * td_engine_call.
@@ -39,11 +41,13 @@
  * retry_after, at most 1 s, and at once when another batch of the source was taken), or
  * when it holds buffer_max records; it is resumed once it is down to one batch. Paused
  * partitions do not count in the flow, so a stuck one does not hold the others back.
- * librdkafka 2.0 has two habits this works around: a resume restarts the partition
- * from the stored offset (records that come twice are dropped by the scheduler), and a
- * partition whose prefetch queue filled up is fetched again only about a second after
- * it drained, which kick() cuts short: when a round of reading leaves fewer than
- * KICK_LOW_WATER records in the local queue, or finds it empty.
+ * librdkafka 2.0 has two habits this works around: a pause drops what was prefetched
+ * for the partition (the resume fetches it again from the last record the consumer
+ * thread took; a record that comes twice is dropped by the scheduler), and a partition
+ * whose prefetch queue filled up is fetched again only when something wakes
+ * its broker thread, up to a second after it drained: the waker thread (wake()) does,
+ * with a ListOffsets request, when a round of reading leaves the local queue under half
+ * its limits or finds it empty. Nothing queued is dropped for it (see wake()).
  *
  * Cost per record (batch mode, the hot path): the consumer thread takes the records of
  * a round with one rd_kafka_consume_batch_queue call, writes each record's JSON into a
@@ -375,17 +379,20 @@ static void kafka_check(const void *p, const char *file, int line, struct td_dia
 
 /* ---- runtime: shared state ------------------------------------------------------- */
 
-#define CHUNK_MAX	    512	  /* records per hand-over to the engine */
-#define SCRATCH_KEEP	    65536 /* the JSON scratch buffer is kept up to this size */
-#define BUFFER_MAX	    5000  /* records waiting in one partition before it is paused */
-#define STUCK_MS	    1000  /* a partition that starts nothing this long is paused */
-#define FLOW_MIN	    1000  /* waiting in flowing partitions before the reader waits */
-#define FLOW_WAIT_MAX_MS    500	  /* it still polls this often (rebalances) */
-#define KICK_MS		    50	  /* the fetcher of a partition is woken at most this often */
-#define KICK_LOW_WATER	    4000  /* records left in the local queue when fetchers are woken */
-#define STORE_DELAY_MS	    5	  /* positions are stored at most this late */
-#define BUSY_RETRY_MAX_MS   1000  /* a busy batch is offered again at least this often */
-#define PROBE_INTERVAL_MS   2000  /* metadata probes while not ready */
+#define CHUNK_MAX	    512	     /* records per hand-over to the engine */
+#define SCRATCH_KEEP	    65536    /* the JSON scratch buffer is kept up to this size */
+#define BUFFER_MAX	    5000     /* records waiting in one partition before it is paused */
+#define STUCK_MS	    1000     /* a partition that starts nothing this long is paused */
+#define FLOW_MIN	    1000     /* waiting in flowing partitions before the reader waits */
+#define FLOW_WAIT_MAX_MS    500	     /* it still polls this often (rebalances) */
+#define PREFETCH_RECORDS    "5000"   /* queued.min.messages */
+#define PREFETCH_KBYTES	    "512"    /* queued.max.messages.kbytes */
+#define FETCH_MAX_BYTES	    "262144" /* fetch.max.bytes and message.max.bytes */
+#define WAKE_MIN_MS	    2	     /* the fetchers are woken at most this often */
+#define WAKE_TIMEOUT_MS	    500	     /* a wake-up request waits this long for its answers */
+#define STORE_DELAY_MS	    5	     /* positions are stored at most this late */
+#define BUSY_RETRY_MAX_MS   1000     /* a busy batch is offered again at least this often */
+#define PROBE_INTERVAL_MS   2000     /* metadata probes while not ready */
 #define PROBE_TIMEOUT_MS    1500
 #define CLOSE_WAIT_MS	    10000 /* destroy waits this long for the consumer to close */
 #define PRODUCER_FLUSH_MS   3000
@@ -426,7 +433,8 @@ struct kafka_rt {
 	/* flow control: records waiting in partitions that are not paused */
 	atomic_long flowing;
 	atomic_bool consumer_waiting;
-	atomic_long flow_high; /* max(FLOW_MIN, 2 x batch_size x assigned partitions) */
+	atomic_long flow_high;	 /* max(FLOW_MIN, 2 x batch_size x assigned partitions) */
+	atomic_bool pause_dirty; /* a partition's pause_want changed (see apply_pauses) */
 	/* records done with, to be freed by the consumer thread that made them (rec_bury) */
 	_Atomic(struct td_kafka_rec *) graves;
 	/* health */
@@ -442,10 +450,10 @@ struct kpart {
 	struct kafka_ctx *ctx;
 	char *topic;
 	int partition;
-	rd_kafka_topic_partition_list_t *one; /* this partition, for store/pause/resume */
 	struct td_kafka_sched sched;
 	struct revoke_op *revoke;
 	bool revoking, dead, paused, busy, touched, pumping, repump;
+	atomic_bool pause_want; /* paused, for the consumer thread to apply (apply_pauses) */
 	struct td_timer *window_timer;
 	long long window_at;
 	int submitted;	  /* batches the router has not settled yet */
@@ -460,7 +468,7 @@ struct kpart {
 	/* consumer thread only: */
 	struct td_kafka_json_prefix jp; /* batch mode: the parts its records' JSON share */
 	long long c_next;		/* the offset after the last record read, -1: none yet */
-	long long c_kick_ms;		/* when the fetcher was last woken (see kick) */
+	bool c_paused;			/* what librdkafka was told (apply_pauses) */
 };
 
 /* What a record carries (the scheduler's item). */
@@ -549,6 +557,16 @@ struct kafka_ctx {
 	struct chunk *chunk;
 	struct td_buf scratch; /* a record's JSON before it is copied into its block */
 	long long next_probe_ms;
+	/* the waker thread (see wake), started and joined by the consumer thread */
+	pthread_t waker;
+	bool waker_started;
+	pthread_mutex_t wlock;
+	pthread_cond_t wcond;
+	rd_kafka_topic_partition_list_t *wtodo; /* under wlock: partitions to wake, or NULL */
+	bool wbusy, wstop;			/* under wlock: a request on its way; stop */
+	long long wlast_ms;			/* consumer thread: the last request */
+	long long wlow_msgs, wlow_bytes;	/* half of queued.min.messages and .kbytes */
+	long long read_n, read_bytes;		/* records read and their key + value bytes */
 	/* dead letters */
 	int dlq_kind;
 	char *dlq_topic;
@@ -813,10 +831,10 @@ static void wake_consumer(struct kafka_rt *rt)
  * Pauses a partition that is stuck (records wait and no batch started for STUCK_MS: a
  * failing record retried, a slow key), whose function is busy, or that holds
  * buffer_max records; resumes it once it is down to one batch. Pausing is kept for
- * these cases because librdkafka drops what it prefetched for a paused partition and
- * takes up to a second to fetch again after the resume. Also keeps p's share of the
- * records that the consumer thread's flow control counts (paused partitions do not
- * count, so a stuck partition does not hold the others back).
+ * these cases because librdkafka drops what it prefetched for a paused partition. The
+ * consumer thread tells librdkafka (apply_pauses), never while it reads: see there.
+ * Also keeps p's share of the records that the consumer thread's flow control counts
+ * (paused partitions do not count, so a stuck partition does not hold the others back).
  */
 static void update_pause(struct kafka_ctx *ctx, struct kpart *p)
 {
@@ -829,10 +847,9 @@ static void update_pause(struct kafka_ctx *ctx, struct kpart *p)
 			     (p->paused && n > p->sched.conf.batch_size));
 	if (want != p->paused) {
 		p->paused = want;
-		if (want)
-			rd_kafka_pause_partitions(ctx->rt->rk, p->one);
-		else
-			rd_kafka_resume_partitions(ctx->rt->rk, p->one);
+		atomic_store(&p->pause_want, want);
+		atomic_store(&ctx->rt->pause_dirty, true);
+		wake_consumer(ctx->rt);
 		td_logs_debug(ctx->rt->scope, "%s %s-%d (%zu records waiting%s)",
 			      want ? "paused" : "resumed", p->topic, p->partition, n,
 			      p->busy ? ", function busy"
@@ -893,8 +910,6 @@ static void part_free(struct kafka_ctx *ctx, struct kpart *p)
 	while (p->sched.live)
 		batch_drop(ctx, p->sched.live);
 	td_kafka_sched_free(&p->sched);
-	if (p->one)
-		rd_kafka_topic_partition_list_destroy(p->one);
 	td_kafka_json_prefix_free(&p->jp);
 	free(p->topic);
 	free(p);
@@ -1710,8 +1725,6 @@ static void free_kparts(struct kpart **parts, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		td_kafka_sched_free(&parts[i]->sched);
-		if (parts[i]->one)
-			rd_kafka_topic_partition_list_destroy(parts[i]->one);
 		td_kafka_json_prefix_free(&parts[i]->jp);
 		free(parts[i]->topic);
 		free(parts[i]);
@@ -1952,6 +1965,8 @@ static void take_message(struct kafka_ctx *ctx, const rd_kafka_message_t *m, lon
 	if (!it->ev && !it->json && rt_ratelimit(rt, &rt->rl_error))
 		td_logs_error(rt->scope, "%s", err);
 	p->c_next = m->offset + 1;
+	ctx->read_n++;
+	ctx->read_bytes += (long long)(m->len + m->key_len);
 	r->offset = m->offset;
 	r->arrival_ms = now_ms;
 	r->has_key = m->key != NULL;
@@ -2027,16 +2042,55 @@ static void maybe_probe(struct kafka_ctx *ctx)
 }
 
 /*
+ * Consumer thread, between two reads: pauses and resumes in librdkafka what the engine
+ * decided (update_pause). Never from another thread: librdkafka 2.0.2's
+ * rd_kafka_consume_batch_queue (rdkafka_queue.c, rd_kafka_q_serve_rkmessages) moves a
+ * partition's application position past each record it takes, and when the barrier of
+ * a pause (or seek) made meanwhile on another thread comes up in the same call, it drops
+ * those records again without moving the position back; the pause then saves that
+ * position as where the resume starts, and the dropped records are never delivered
+ * (fixed in librdkafka 2.1.0: "consume_batch_queue intermittently skipping offsets when
+ * pause or resume was being used"). That was the rare "triggerd did not deliver every
+ * record in time" of bench/kafka. Between reads, the version of a pause makes every
+ * record queued before it outdated before anything takes it, so the position stays at
+ * the last record handed to the engine and the resume starts right after it.
+ */
+static void apply_pauses(struct kafka_ctx *ctx)
+{
+	if (!atomic_exchange(&ctx->rt->pause_dirty, false))
+		return;
+	for (struct kpart *p = ctx->cmap; p; p = p->cnext) {
+		bool want = atomic_load(&p->pause_want);
+		if (want == p->c_paused)
+			continue;
+		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+		if (!l) {
+			atomic_store(&ctx->rt->pause_dirty, true); /* again next round */
+			return;
+		}
+		rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+		if (want)
+			rd_kafka_pause_partitions(ctx->rt->rk, l);
+		else
+			rd_kafka_resume_partitions(ctx->rt->rk, l);
+		rd_kafka_topic_partition_list_destroy(l);
+		p->c_paused = want;
+	}
+}
+
+/*
  * Flow control: while the flowing partitions hold flow_high records or more, wait for
  * the engine to take them (it wakes us below half of it). Returns how many records the
  * next round may read: a whole chunk, or one after FLOW_WAIT_MAX_MS (the poll also
  * serves rebalances, which must not wait for a slow function), or 0 when stopping.
  */
-static int flow_wait(struct kafka_rt *rt)
+static int flow_wait(struct kafka_ctx *ctx)
 {
+	struct kafka_rt *rt = ctx->rt;
 	long long start = td_now_ms();
 	while (atomic_load(&rt->flowing) >= atomic_load(&rt->flow_high)) {
 		graves_free(rt);
+		apply_pauses(ctx);
 		if (td_now_ms() - start >= FLOW_WAIT_MAX_MS)
 			return 1;
 		struct timespec until;
@@ -2059,70 +2113,139 @@ static int flow_wait(struct kafka_rt *rt)
 	return CHUNK_MAX;
 }
 
-struct kick_op {
-	struct kafka_rt *rt;
-	struct kpart *p;
-	long long offset; /* the next record to read */
-};
-
-/* Engine thread: wakes the fetcher of p (see kick) unless p is paused or going. */
-static void on_kick(void *arg)
+/*
+ * Waking the fetchers. librdkafka 2.0.2 (src/rdkafka_fetcher.c,
+ * rd_kafka_toppar_fetch_decide) takes a partition off its broker's fetch list while the
+ * local queue holds queued.min.messages records or queued.max.messages.kbytes (for the
+ * high-level consumer that is the one consumer queue all partitions feed, so all stop
+ * together), and gives it no backoff time: the broker thread (rdkafka_broker.c,
+ * rd_kafka_broker_consumer_serve) decides again only when it wakes up, on an operation
+ * on its queue, on I/O from its connection, or at the end of its one-second serving
+ * round (rd_kafka_max_block_ms). Draining the queue does not wake it, and
+ * fetch.error.backoff.ms, fetch.wait.max.ms and fetch.min.bytes do not apply (the first
+ * is for fetch errors, the others shape a fetch once sent); fetch.queue.backoff.ms came
+ * in 2.3.0. So a queue that filled up stalls the partition for 0 to 1000 ms after it is
+ * drained, unless something wakes the broker thread.
+ *
+ * Any request handed to a broker from another thread is an operation on its queue. The
+ * waker thread sends one ListOffsets request per leader (rd_kafka_offsets_for_times for
+ * the partitions the broker has more of, which groups them by leader and blocks until
+ * the answers come, hence its own thread); its broker thread wakes, decides again and
+ * fetches what is below the limits. Unlike a seek or a pause and resume, it changes no
+ * fetch position or version, so nothing queued is dropped and fetched twice.
+ */
+static void *waker_main(void *arg)
 {
-	struct kick_op *k = arg;
-	struct kafka_ctx *ctx = k->rt->ctx;
-	struct kpart *p = k->p;
-	if (ctx && !ctx->stopped && !p->dead && !p->revoking && !p->paused) {
-		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-		if (l) {
-			rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset =
-			    k->offset;
-			rd_kafka_error_t *e = rd_kafka_seek_partitions(ctx->rt->rk, l, 0);
-			if (e)
-				rd_kafka_error_destroy(e);
-			rd_kafka_topic_partition_list_destroy(l);
-		}
+	struct kafka_ctx *ctx = arg;
+	pthread_mutex_lock(&ctx->wlock);
+	for (;;) {
+		while (!ctx->wstop && !ctx->wtodo)
+			pthread_cond_wait(&ctx->wcond, &ctx->wlock);
+		if (ctx->wstop)
+			break;
+		rd_kafka_topic_partition_list_t *l = ctx->wtodo;
+		ctx->wtodo = NULL;
+		ctx->wbusy = true;
+		pthread_mutex_unlock(&ctx->wlock);
+		/* The answer (the log end offsets) is not needed; errors neither: a broker
+		 * that did not answer was not woken, and librdkafka falls back on its own. */
+		rd_kafka_offsets_for_times(ctx->rt->rk, l, WAKE_TIMEOUT_MS);
+		rd_kafka_topic_partition_list_destroy(l);
+		pthread_mutex_lock(&ctx->wlock);
+		ctx->wbusy = false;
 	}
-	rt_unref(k->rt);
-	free(k);
+	pthread_mutex_unlock(&ctx->wlock);
+	return NULL;
+}
+
+/* Consumer thread: half of the consumer's property conf_name, times unit (at least 1). */
+static long long half_limit(rd_kafka_t *rk, const char *conf_name, long long unit)
+{
+	char v[32];
+	size_t n = sizeof v;
+	if (rd_kafka_conf_get(rd_kafka_conf(rk), conf_name, v, &n) != RD_KAFKA_CONF_OK)
+		return 0;
+	long long x = strtoll(v, NULL, 10) * unit / 2;
+	return x > 0 ? x : 1;
+}
+
+static void waker_start(struct kafka_ctx *ctx)
+{
+	ctx->wlow_msgs = half_limit(ctx->rt->rk, "queued.min.messages", 1);
+	ctx->wlow_bytes = half_limit(ctx->rt->rk, "queued.max.messages.kbytes", 1024);
+	pthread_mutex_init(&ctx->wlock, NULL);
+	pthread_cond_init(&ctx->wcond, NULL);
+	ctx->wtodo = NULL;
+	ctx->wbusy = ctx->wstop = false;
+	if (pthread_create(&ctx->waker, NULL, waker_main, ctx) != 0) {
+		td_logs_warn(ctx->rt->scope,
+			     "cannot start the fetch waker thread: %s; a drained partition may "
+			     "wait up to a second for its next fetch",
+			     strerror(errno));
+		return;
+	}
+	pthread_setname_np(ctx->waker, "td-kafka-wake");
+	ctx->waker_started = true;
+}
+
+/* Consumer thread, at its end: the waker's request on its way is awaited. */
+static void waker_stop(struct kafka_ctx *ctx)
+{
+	if (ctx->waker_started) {
+		pthread_mutex_lock(&ctx->wlock);
+		ctx->wstop = true;
+		pthread_cond_signal(&ctx->wcond);
+		pthread_mutex_unlock(&ctx->wlock);
+		pthread_join(ctx->waker, NULL);
+		ctx->waker_started = false;
+	}
+	if (ctx->wtodo)
+		rd_kafka_topic_partition_list_destroy(ctx->wtodo);
+	ctx->wtodo = NULL;
+	pthread_mutex_destroy(&ctx->wlock);
+	pthread_cond_destroy(&ctx->wcond);
 }
 
 /*
- * librdkafka 2.0 stops fetching a partition while the local queue is over
- * queued.min.messages or queued.max.messages.kbytes (the high-level consumer compares
- * the one queue that all partitions feed; it happens whenever flow control holds the
- * reader back, and after most fetches, since one fetch brings up to a whole message set
- * per partition), and its broker thread only looks again about a second later: a stall
- * when the queue is drained sooner. So when the queue is empty or running low
- * (consumer_main) and the broker has more of a partition (the cached high watermark is
- * past what was read), the partition is sought to the next record to read, which makes
- * the broker thread fetch it at once. What was still queued of that partition (at most
- * KICK_LOW_WATER records) is dropped by librdkafka and fetched again: nothing is lost, and
- * a record that comes twice is dropped by the scheduler. A resume would not do: with
- * offsets stored by the application, librdkafka 2.0 resumes from the stored offset.
- * Through the engine, which owns the pause state.
+ * Consumer thread, after a round that left queued records in the local queue: when it
+ * is under half of both limits (the bytes estimated from the mean size read so far), asks
+ * the waker to wake the leaders of the partitions the broker has more of (the cached
+ * high watermark is past what was read). One request at a time, at most every
+ * WAKE_MIN_MS.
  */
-static void kick(struct kafka_ctx *ctx)
+static void wake(struct kafka_ctx *ctx, long long queued)
 {
+	if (!ctx->waker_started || queued >= ctx->wlow_msgs ||
+	    (ctx->read_n > 0 && queued * (ctx->read_bytes / ctx->read_n) >= ctx->wlow_bytes))
+		return;
 	long long now = td_now_ms();
+	if (now - ctx->wlast_ms < WAKE_MIN_MS)
+		return;
+	pthread_mutex_lock(&ctx->wlock);
+	bool busy = ctx->wbusy || ctx->wtodo;
+	pthread_mutex_unlock(&ctx->wlock);
+	if (busy)
+		return;
+	rd_kafka_topic_partition_list_t *l = NULL;
 	for (struct kpart *p = ctx->cmap; p; p = p->cnext) {
 		int64_t lo, hi;
-		if (p->c_next < 0 || now - p->c_kick_ms < KICK_MS ||
+		if (p->c_next < 0 ||
 		    rd_kafka_get_watermark_offsets(ctx->rt->rk, p->topic, p->partition, &lo, &hi) !=
 			RD_KAFKA_RESP_ERR_NO_ERROR ||
 		    hi <= p->c_next)
 			continue;
-		struct kick_op *k = malloc(sizeof *k);
-		if (!k)
+		if (!l && !(l = rd_kafka_topic_partition_list_new(8)))
 			return;
-		k->rt = rt_ref(ctx->rt);
-		k->p = p;
-		k->offset = p->c_next;
-		p->c_kick_ms = now;
-		if (td_engine_call(ctx->engine, on_kick, k) < 0) {
-			rt_unref(k->rt);
-			free(k);
-		}
+		/* -1: the log end offset (ListOffsets' "latest"). */
+		rd_kafka_topic_partition_list_add(l, p->topic, p->partition)->offset = -1;
 	}
+	if (!l)
+		return;
+	ctx->wlast_ms = now;
+	pthread_mutex_lock(&ctx->wlock);
+	ctx->wtodo = l;
+	pthread_cond_signal(&ctx->wcond);
+	pthread_mutex_unlock(&ctx->wlock);
 }
 
 static void *consumer_main(void *arg)
@@ -2136,18 +2259,20 @@ static void *consumer_main(void *arg)
 		td_logs_error(rt->scope, "consumer: no consumer queue");
 		return NULL;
 	}
+	waker_start(ctx);
 	while (!is_stopping(rt)) {
 		maybe_probe(ctx);
-		int room = flow_wait(rt);
+		int room = flow_wait(ctx);
 		if (room == 0)
 			break;
+		apply_pauses(ctx);
 		/* Take what the local queue holds, up to room, in one call (one lock, not one a
-		 * record). When it ran dry, the fetchers are woken at once (kick), then one
-		 * record is awaited and the rest taken as they are. */
+		 * record). When it ran dry, the fetchers are woken (wake), then one record is
+		 * awaited and the rest taken as they are. */
 		ssize_t got = rd_kafka_consume_batch_queue(cq, 0, msgs, (size_t)room);
 		if (got <= 0) {
 			if (room > 1)
-				kick(ctx);
+				wake(ctx, 0);
 			msgs[0] = rd_kafka_consumer_poll(rt->rk, 20);
 			got = msgs[0] ? 1 : 0;
 			if (got && room > 1) {
@@ -2164,9 +2289,10 @@ static void *consumer_main(void *arg)
 		chunk_flush(ctx);
 		graves_free(rt);
 		/* Running low: wake the fetchers before the queue is empty. */
-		if (room > 1 && rd_kafka_queue_length(cq) < KICK_LOW_WATER)
-			kick(ctx);
+		if (room > 1)
+			wake(ctx, (long long)rd_kafka_queue_length(cq));
 	}
+	waker_stop(ctx);
 	chunk_flush(ctx);
 	rd_kafka_queue_destroy(cq);
 	td_buf_free(&ctx->scratch);
@@ -2202,16 +2328,12 @@ static void assign_parts(struct kafka_ctx *ctx, const rd_kafka_topic_partition_l
 		if (map_find(ctx, tp->topic, tp->partition))
 			continue;
 		struct kpart *p = calloc(1, sizeof *p);
-		if (!p || !(p->topic = strdup(tp->topic)) ||
-		    !(p->one = rd_kafka_topic_partition_list_new(1))) {
-			if (p)
-				free(p->topic);
+		if (!p || !(p->topic = strdup(tp->topic))) {
 			free(p);
 			td_logs_error(rt->scope, "out of memory: %s-%d not read", tp->topic,
 				      tp->partition);
 			continue;
 		}
-		rd_kafka_topic_partition_list_add(p->one, tp->topic, tp->partition);
 		/* Without it (out of memory) each record's JSON is made from scratch. */
 		if (sc.batch_size > 1)
 			td_kafka_json_prefix_init(&p->jp, ctx->source_attr, tp->topic,
@@ -2406,6 +2528,37 @@ static int set_conf(rd_kafka_conf_t *conf, const char *name, const char *value, 
 	return -TD_EINVAL;
 }
 
+/* Whether the user's rdkafka options set the property name. */
+static bool user_sets(const struct td_strings *rdkafka, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < rdkafka->n; i++)
+		if (strncmp(rdkafka->v[i], name, n) == 0 && rdkafka->v[i][n] == '=')
+			return true;
+	return false;
+}
+
+/*
+ * After the user's options: librdkafka refuses a fetch.max.bytes below
+ * message.max.bytes, and triggerd sets both. When the user set only one of them, the
+ * other follows it where it must.
+ */
+static int prefetch_conf(rd_kafka_conf_t *conf, const struct td_strings *rdkafka, char *why,
+			 size_t cap)
+{
+	char msg[32], fetch[32];
+	size_t nm = sizeof msg, nf = sizeof fetch;
+	bool user_fetch = user_sets(rdkafka, "fetch.max.bytes"),
+	     user_msg = user_sets(rdkafka, "message.max.bytes");
+	if (user_fetch == user_msg ||
+	    rd_kafka_conf_get(conf, "message.max.bytes", msg, &nm) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_get(conf, "fetch.max.bytes", fetch, &nf) != RD_KAFKA_CONF_OK ||
+	    strtoll(msg, NULL, 10) <= strtoll(fetch, NULL, 10))
+		return 0;
+	return user_msg ? set_conf(conf, "fetch.max.bytes", msg, why, cap)
+			: set_conf(conf, "message.max.bytes", fetch, why, cap);
+}
+
 /* Sets up on_failure: this source's cluster, a file or an HTTP URL. */
 static int setup_dead_letters(struct kafka_ctx *ctx, char *why, size_t cap)
 {
@@ -2476,6 +2629,7 @@ static int kafka_start(struct td_source *src)
 	atomic_init(&rt->flow_high, FLOW_MIN);
 	atomic_init(&rt->flowing, 0);
 	atomic_init(&rt->consumer_waiting, false);
+	atomic_init(&rt->pause_dirty, false);
 	atomic_init(&rt->graves, NULL);
 	ctx->rt = rt;
 	if (setup_dead_letters(ctx, why, sizeof why) < 0)
@@ -2486,10 +2640,17 @@ static int kafka_start(struct td_source *src)
 		snprintf(why, sizeof why, "out of memory");
 		goto fail;
 	}
-	/* Defaults the user may change, then the user's, then what triggerd manages. */
+	/* Defaults the user may change, then the user's, then what triggerd manages. The
+	 * prefetch is small (memory: librdkafka keeps a few hundred bytes of bookkeeping
+	 * per queued record, and each fetch answer in one buffer), which costs no
+	 * throughput since the waker restarts fetching as soon as half of it is read
+	 * (see wake). fetch.max.bytes may not be below message.max.bytes, which matters
+	 * only to producers: both go down together, and up together (prefetch_conf). */
 	if (set_conf(conf, "client.id", "triggerd", why, sizeof why) < 0 ||
-	    set_conf(conf, "queued.max.messages.kbytes", "1024", why, sizeof why) < 0 ||
-	    set_conf(conf, "queued.min.messages", "10000", why, sizeof why) < 0)
+	    set_conf(conf, "queued.max.messages.kbytes", PREFETCH_KBYTES, why, sizeof why) < 0 ||
+	    set_conf(conf, "queued.min.messages", PREFETCH_RECORDS, why, sizeof why) < 0 ||
+	    set_conf(conf, "fetch.max.bytes", FETCH_MAX_BYTES, why, sizeof why) < 0 ||
+	    set_conf(conf, "message.max.bytes", FETCH_MAX_BYTES, why, sizeof why) < 0)
 		goto fail;
 	for (size_t i = 0; i < o->rdkafka.n; i++) {
 		const char *prop = o->rdkafka.v[i], *eq = strchr(prop, '=');
@@ -2505,7 +2666,8 @@ static int kafka_start(struct td_source *src)
 			goto fail;
 		}
 	}
-	if (set_conf(conf, "bootstrap.servers", ctx->bootstrap, why, sizeof why) < 0 ||
+	if (prefetch_conf(conf, &o->rdkafka, why, sizeof why) < 0 ||
+	    set_conf(conf, "bootstrap.servers", ctx->bootstrap, why, sizeof why) < 0 ||
 	    set_conf(conf, "group.id", o->group, why, sizeof why) < 0 ||
 	    set_conf(conf, "auto.offset.reset", o->start == START_EARLIEST ? "earliest" : "latest",
 		     why, sizeof why) < 0 ||

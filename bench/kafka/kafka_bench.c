@@ -22,6 +22,12 @@
  * 200 and a short body), so that the ceiling measures HTTP and not a slow function.
  * Every loop is bounded by a count and a deadline; everything stays on 127.0.0.1.
  *
+ * For looking into a run (README.md): KAFKA_BENCH_RDKAFKA="name=value,..." adds
+ * librdkafka properties to triggerd's source, KAFKA_BENCH_LOG its log level,
+ * KAFKA_BENCH_DEADLINE=S a shorter deadline for a triggerd phase, KAFKA_BENCH_HOLD=S
+ * keeps triggerd S s after its phase. A phase that misses its count prints how far it
+ * came and triggerd's /metrics before failing.
+ *
  * Usage: kafka_bench --triggerd PATH --mock PATH [--records N] [--unbatched N]
  *                    [--partitions P]
  *        kafka_bench --serve PORT   (only the function, printing records/s each second)
@@ -385,21 +391,34 @@ static double through(const char *triggerd, const char *bootstrap, int batch, lo
 		die("mkdtemp");
 	snprintf(cfg, sizeof cfg, "%s/bench.cfg", dir);
 	snprintf(state, sizeof state, "%s/state", dir);
+	/* KAFKA_BENCH_RDKAFKA="name=value,..." adds librdkafka properties (experiments). */
+	char extra[1024] = "";
+	const char *env = getenv("KAFKA_BENCH_RDKAFKA");
+	for (size_t used = 0; env && *env && used < sizeof extra;) {
+		size_t len = strcspn(env, ",");
+		used += (size_t)snprintf(extra + used, sizeof extra - used, ", \"%.*s\"", (int)len,
+					 env);
+		env += len + (env[len] == ',');
+	}
+	const char *level = getenv("KAFKA_BENCH_LOG"); /* triggerd's log level, default warn */
 	FILE *f = fopen(cfg, "w");
 	fprintf(f,
-		"log = { level = \"warn\"; };\n"
+		"log = { level = \"%s\"; };\n"
 		"sources = ( { name = \"bench\"; kind = \"kafka\"; brokers = [\"%s\"];\n"
 		"  topics = [\"bench\"]; group = \"triggerd-%d\"; start = \"earliest\";\n"
 		"  ordering = \"none\"; batches_in_flight = %d; batch_size = %d;\n"
-		"  rdkafka = [\"fetch.wait.max.ms=10\"]; } );\n"
+		"  rdkafka = [\"fetch.wait.max.ms=10\"%s]; } );\n"
 		"functions = ( { name = \"fn\"; kind = \"http\"; url = \"http://127.0.0.1:%d/\";\n"
 		"  concurrency = 64; timeout = \"10s\"; } );\n"
 		"triggers = ( { name = \"t\"; sources = [\"bench\"]; function = \"fn\";\n"
 		"  invocation = \"sync\"; } );\n",
-		bootstrap, batch, batch > 1 ? 2 : 8, batch, fn_port);
+		level ? level : "warn", bootstrap, batch, batch > 1 ? 2 : 8, batch, extra, fn_port);
 	fclose(f);
 	pid_t pid = -1;
 	long long deadline = 0;
+	/* KAFKA_BENCH_DEADLINE=S: a shorter deadline for triggerd (hunting stalls). */
+	const char *dl = getenv("KAFKA_BENCH_DEADLINE");
+	int deadline_s = dl && atoi(dl) > 0 ? atoi(dl) : DEADLINE_S;
 	/* The listen ports are picked free but may be taken by someone else before triggerd
 	 * binds them (a shared machine): a triggerd that exits at once is started again. */
 	for (int attempt = 0; attempt < 5; attempt++) {
@@ -412,7 +431,7 @@ static double through(const char *triggerd, const char *bootstrap, int batch, lo
 			      "--webhook-listen", wl, "--admin-listen", al, (char *)NULL);
 			_exit(127);
 		}
-		deadline = now_ns() + DEADLINE_S * 1000000000LL;
+		deadline = now_ns() + deadline_s * 1000000000LL;
 		bool exited = false;
 		while (atomic_load(&records_seen) < n && now_ns() < deadline) {
 			if (waitpid(pid, NULL, WNOHANG) == pid) {
@@ -431,6 +450,30 @@ static double through(const char *triggerd, const char *bootstrap, int batch, lo
 	long long seen = atomic_load(&records_seen);
 	long long t0 = atomic_load(&first_seen_ns), t1 = atomic_load(&last_seen_ns);
 	*hwm_kb = vm_hwm_kb(pid);
+	/* KAFKA_BENCH_HOLD=S: triggerd is left running S s more (to look at it). */
+	const char *hold = getenv("KAFKA_BENCH_HOLD");
+	if (hold && atoi(hold) > 0) {
+		fprintf(stderr, "kafka_bench: triggerd (pid %d, batch_size %d) held %d s\n",
+			(int)pid, batch, atoi(hold));
+		sleep((unsigned)atoi(hold));
+	}
+	if (seen < n) {
+		/* For the post-mortem: how far it came, and triggerd's own metrics. */
+		fprintf(stderr,
+			"kafka_bench: batch_size %d: %lld of %lld records (with duplicates) after "
+			"%d s, none in the last %.1f s; triggerd's /metrics:\n",
+			batch, seen, n, deadline_s, t1 ? (double)(now_ns() - t1) / 1e9 : -1.0);
+		char url[96];
+		snprintf(url, sizeof url, "http://%s/metrics", al);
+		CURL *h = curl_easy_init();
+		if (h) {
+			curl_easy_setopt(h, CURLOPT_URL, url);
+			curl_easy_setopt(h, CURLOPT_WRITEDATA, stderr);
+			curl_easy_setopt(h, CURLOPT_TIMEOUT, 5L);
+			curl_easy_perform(h);
+			curl_easy_cleanup(h);
+		}
+	}
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
 	char cmd[300];
