@@ -387,9 +387,9 @@ struct mqtt_rt {
 	long long next_connect_ms;
 	struct publish_item *pub_head, *pub_tail;
 	long long qos0_inflight;
-	struct td_mqtt_spool *spool; /* NULL: none could be opened (every message waits) */
-	long long spooled;	     /* spooled messages not settled yet */
-	struct delivery *held;	     /* engine thread: spooled, busy, waiting for held_timer */
+	struct td_mqtt_spool *spool;	   /* NULL: none could be opened (every message waits) */
+	long long spooled;		   /* spooled messages not settled yet */
+	struct delivery *held, *held_tail; /* engine thread: spooled, turned away, in order */
 	struct td_timer *held_timer;
 	unsigned long long seq;
 	struct td_log_ratelimit rl_payload, rl_busy, rl_connect, rl_failed, rl_spool;
@@ -971,7 +971,7 @@ static void held_due(void *arg)
 {
 	struct mqtt_rt *rt = arg;
 	struct delivery *list = rt->held;
-	rt->held = NULL;
+	rt->held = rt->held_tail = NULL;
 	rt->held_timer = NULL;
 	while (list) {
 		struct delivery *d = list;
@@ -997,24 +997,27 @@ static void drop_held(struct mqtt_rt *rt)
 		rt->held = d->next;
 		spooled_done(rt, d, false);
 	}
+	rt->held_tail = NULL;
 }
 
-/* Engine thread: a spooled message was settled. The router was busy: it is held (in
- * memory; its row is in the spool) and submitted again after retry_after. */
+/* Engine thread: a spooled message was settled. Not taken (busy, or a failure without a
+ * function's answer: the async queue could not be written): it is held in memory (its
+ * row is in the spool) and submitted again after retry_after. A sync function's error
+ * answer counts as handled, as it does for a message that waited for it. */
 static void settle_spooled(struct mqtt_rt *rt, struct delivery *d, const struct td_settlement *s)
 {
+	bool taken = s->status == TD_SETTLE_DONE || (s->status == TD_SETTLE_FAILED && s->result);
 	pthread_mutex_lock(&rt->lock);
 	bool stopping = rt->stopping;
 	bool log_failed =
-	    s->status == TD_SETTLE_FAILED && td_log_ratelimit(&rt->rl_failed, 5, 10000);
-	bool log_busy =
-	    s->status == TD_SETTLE_BUSY && !stopping && td_log_ratelimit(&rt->rl_busy, 3, 10000);
+	    taken && s->status == TD_SETTLE_FAILED && td_log_ratelimit(&rt->rl_failed, 5, 10000);
+	bool log_busy = !taken && !stopping && td_log_ratelimit(&rt->rl_busy, 3, 10000);
 	pthread_mutex_unlock(&rt->lock);
 	if (log_failed)
 		td_logs_warn(rt->scope, "message on \"%.200s\": sync function failed (%s)",
 			     d->topic, s->reason ? s->reason : "error");
-	if (s->status != TD_SETTLE_BUSY || stopping) {
-		spooled_done(rt, d, s->status != TD_SETTLE_BUSY);
+	if (taken || stopping) {
+		spooled_done(rt, d, taken);
 		return;
 	}
 	long long delay = s->retry_after_ms < 100 ? 100 : s->retry_after_ms;
@@ -1022,15 +1025,19 @@ static void settle_spooled(struct mqtt_rt *rt, struct delivery *d, const struct 
 		delay = 30000;
 	if (log_busy)
 		td_logs_warn(rt->scope,
-			     "spooled message on \"%.200s\" held: the router is busy (%s); "
-			     "trying again in %lld ms",
+			     "spooled message on \"%.200s\" held: the router did not take it "
+			     "(%s); trying again in %lld ms",
 			     d->topic, s->reason ? s->reason : "busy", delay);
 	if (!rt->held_timer && !(rt->held_timer = td_timer_add(rt->engine, delay, held_due, rt))) {
-		spooled_done(rt, d, false); /* out of memory: the next start takes it */
+		spooled_done(rt, d, false); /* out of memory: the worker recovers it */
 		return;
 	}
-	d->next = rt->held;
-	rt->held = d;
+	d->next = NULL;
+	if (rt->held_tail)
+		rt->held_tail->next = d;
+	else
+		rt->held = d;
+	rt->held_tail = d;
 }
 
 static void mqtt_settle(struct td_source *src, void *handle, const struct td_settlement *s)
@@ -1636,10 +1643,15 @@ static void *worker_main(void *arg)
 		 * for a while. Not under rt->lock: the spool's lock is never taken under it. */
 		if (rt->spool) {
 			char err[400];
+			bool stopping = rt->stopping;
 			pthread_mutex_unlock(&rt->lock);
 			if (td_mqtt_spool_pending(rt->spool) &&
 			    td_mqtt_spool_flush(rt->spool, err, sizeof err) < 0)
 				td_logs_error(rt->scope, "%s", err);
+			/* Rows given back since (a reload's retired instance, a failed
+			 * submission) are taken up again here. */
+			if (!stopping && td_mqtt_spool_unclaimed(rt->spool))
+				recover_spool(rt);
 			pthread_mutex_lock(&rt->lock);
 		}
 		if (rt->pub_head) {

@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,7 +37,8 @@ struct segment {
 	long long first_id;   /* its name */
 	int fd;
 	off_t size;
-	long live; /* its rows not removed */
+	long live;   /* its rows not removed */
+	bool sealed; /* nothing more is appended (damage that could not be cut off) */
 };
 
 struct row {
@@ -49,18 +49,30 @@ struct row {
 	bool claimed;
 };
 
+/* A growable list of row ids. */
+struct ids {
+	long long *v;
+	size_t n, cap;
+};
+
 struct td_mqtt_spool {
 	struct td_mqtt_spool *next; /* the registry */
 	char *path;
 	int refs;
 	enum td_queue_durability durability;
 	int dirfd; /* -1 in memory */
+	/* lock: the files, the index and what is to be written. Held across writes and
+	 * syncs, so the settling side (the engine thread) never takes it: it queues ids
+	 * under qlock, and whoever takes lock next applies them (drain). */
 	pthread_mutex_t lock;
 	struct segment *oldest, *current;
 	struct row *rows; /* sorted by id */
 	size_t nrows, caprows;
-	long long *removals;
-	size_t nremovals, capremovals;
+	size_t unclaimed;      /* rows of the index that nobody holds */
+	struct ids removals;   /* settled rows, for the next removal record */
+	pthread_mutex_t qlock; /* guards the two lists below and nothing else */
+	struct ids q_removed, q_unclaimed;
+	struct ids spare_removed, spare_unclaimed; /* emptied lists, swapped in by drain */
 	long long next_id;
 	unsigned char *buf; /* what one write sends */
 	size_t bufcap;
@@ -68,18 +80,6 @@ struct td_mqtt_spool {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct td_mqtt_spool *registry;
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (!err || !errlen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- the record format ---- */
 
@@ -249,8 +249,7 @@ int td_mqtt_spool_parse(const void *buf, size_t len,
 		*valid = off;
 		continue;
 	bad:
-		seterr(err, errlen, "%s at byte %zu", what, off);
-		return -TD_EINVAL;
+		return td_fail(err, errlen, "%s at byte %zu", what, off);
 	}
 	return 0;
 }
@@ -290,9 +289,25 @@ static int rows_reserve(struct td_mqtt_spool *s)
 	return 0;
 }
 
+static int ids_push(struct ids *a, long long id)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		long long *v = realloc(a->v, cap * sizeof *v);
+		if (!v)
+			return -TD_ENOMEM;
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n++] = id;
+	return 0;
+}
+
 /* Takes row r out of the index (its segment counts one row less). */
 static void row_erase(struct td_mqtt_spool *s, struct row *r)
 {
+	if (!r->claimed)
+		s->unclaimed--;
 	r->seg->live--;
 	size_t i = (size_t)(r - s->rows);
 	memmove(r, r + 1, (s->nrows - i - 1) * sizeof *r);
@@ -353,13 +368,13 @@ static int segment_start(struct td_mqtt_spool *s, char *err, size_t errlen)
 	int fd = s->dirfd >= 0 ? openat(s->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
 			       : memfd_create("triggerd-mqtt-spool", MFD_CLOEXEC);
 	if (fd < 0) {
-		seterr(err, errlen, "spool %s/%s: cannot create: %s", s->path, name,
-		       strerror(errno));
+		td_fail(err, errlen, "spool %s/%s: cannot create: %s", s->path, name,
+			strerror(errno));
 		return -TD_EIO;
 	}
 	if (s->durability == TD_QUEUE_FSYNC && fsync(s->dirfd) < 0) {
-		seterr(err, errlen, "spool %s: cannot sync the directory: %s", s->path,
-		       strerror(errno));
+		td_fail(err, errlen, "spool %s: cannot sync the directory: %s", s->path,
+			strerror(errno));
 		close(fd);
 		unlinkat(s->dirfd, name, 0);
 		return -TD_EIO;
@@ -368,7 +383,7 @@ static int segment_start(struct td_mqtt_spool *s, char *err, size_t errlen)
 		close(fd);
 		if (s->dirfd >= 0)
 			unlinkat(s->dirfd, name, 0);
-		seterr(err, errlen, "out of memory");
+		td_fail(err, errlen, "out of memory");
 		return -TD_ENOMEM;
 	}
 	return 0;
@@ -392,12 +407,12 @@ static int buf_reserve(struct td_mqtt_spool *s, size_t n)
 /* Writes the queued removals as one record at p (HEADER + 8 per id). */
 static size_t put_removals(struct td_mqtt_spool *s, unsigned char *p)
 {
-	if (!s->nremovals)
+	if (!s->removals.n)
 		return 0;
-	for (size_t i = 0; i < s->nremovals; i++)
-		put_u64(p + HEADER + 8 * i, (uint64_t)s->removals[i]);
-	seal(p, 8 * s->nremovals, 0, KIND_REMOVED);
-	return HEADER + 8 * s->nremovals;
+	for (size_t i = 0; i < s->removals.n; i++)
+		put_u64(p + HEADER + 8 * i, (uint64_t)s->removals.v[i]);
+	seal(p, 8 * s->removals.n, 0, KIND_REMOVED);
+	return HEADER + 8 * s->removals.n;
 }
 
 /* Appends n bytes of s->buf to the current segment (synced when the durability says
@@ -424,7 +439,7 @@ static int write_out(struct td_mqtt_spool *s, size_t n, bool sync, char *err, si
 	}
 	char name[32];
 	segment_name(name, sizeof name, g->first_id);
-	seterr(err, errlen, "spool %s/%s: cannot write: %s", s->path, name, strerror(e));
+	td_fail(err, errlen, "spool %s/%s: cannot write: %s", s->path, name, strerror(e));
 	if (ftruncate(g->fd, g->size) < 0) {
 		/* Left as it is: reading cuts the torn record off. */
 	}
@@ -433,22 +448,56 @@ static int write_out(struct td_mqtt_spool *s, size_t n, bool sync, char *err, si
 
 /* ---- appending and settling ---- */
 
+/* With lock held: applies what the settling side queued. Settled rows leave the index
+ * (and go into the next removal record), given-back rows become unclaimed, and the
+ * segments left without rows go. */
+static void drain(struct td_mqtt_spool *s)
+{
+	pthread_mutex_lock(&s->qlock);
+	struct ids removed = s->q_removed, unclaimed = s->q_unclaimed;
+	s->q_removed = s->spare_removed;
+	s->q_unclaimed = s->spare_unclaimed;
+	pthread_mutex_unlock(&s->qlock);
+	for (size_t i = 0; i < removed.n; i++) {
+		struct row *r = row_find(s, removed.v[i]);
+		if (r) {
+			row_erase(s, r);
+			/* Out of memory: not written, so the row comes once more after a
+			 * crash. */
+			ids_push(&s->removals, removed.v[i]);
+		}
+	}
+	for (size_t i = 0; i < unclaimed.n; i++) {
+		struct row *r = row_find(s, unclaimed.v[i]);
+		if (r && r->claimed) {
+			r->claimed = false;
+			s->unclaimed++;
+		}
+	}
+	removed.n = unclaimed.n = 0;
+	s->spare_removed = removed;
+	s->spare_unclaimed = unclaimed;
+	drop_dead_segments(s);
+}
+
 int td_mqtt_spool_append(struct td_mqtt_spool *s, const struct td_mqtt_spooled *m, long long *id,
 			 char *err, size_t errlen)
 {
 	size_t blen = row_body_len(m);
 	if (blen > UINT32_MAX - 1) {
-		seterr(err, errlen, "a message of %zu bytes does not fit a spool record", blen);
+		td_fail(err, errlen, "a message of %zu bytes does not fit a spool record", blen);
 		return -TD_EINVAL;
 	}
 	pthread_mutex_lock(&s->lock);
+	drain(s);
 	int ret = -TD_ENOMEM;
-	size_t n = (s->nremovals ? HEADER + 8 * s->nremovals : 0) + HEADER + blen;
+	size_t n = (s->removals.n ? HEADER + 8 * s->removals.n : 0) + HEADER + blen;
 	if (buf_reserve(s, n) < 0 || rows_reserve(s) < 0) {
-		seterr(err, errlen, "out of memory");
+		td_fail(err, errlen, "out of memory");
 		goto out;
 	}
-	if (!s->current || (s->current->size >= SEGMENT_MAX && s->next_id > s->current->first_id)) {
+	if (!s->current || s->current->sealed ||
+	    (s->current->size >= SEGMENT_MAX && s->next_id > s->current->first_id)) {
 		if ((ret = segment_start(s, err, errlen)) < 0)
 			goto out;
 		drop_dead_segments(s);
@@ -459,7 +508,7 @@ int td_mqtt_spool_append(struct td_mqtt_spool *s, const struct td_mqtt_spooled *
 	off_t offset = s->current->size + (off_t)at;
 	if ((ret = write_out(s, n, true, err, errlen)) < 0)
 		goto out;
-	s->nremovals = 0;
+	s->removals.n = 0;
 	s->rows[s->nrows++] = (struct row){.id = s->next_id,
 					   .seg = s->current,
 					   .offset = offset,
@@ -475,48 +524,34 @@ out:
 
 void td_mqtt_spool_remove(struct td_mqtt_spool *s, long long id)
 {
-	pthread_mutex_lock(&s->lock);
-	struct row *r = row_find(s, id);
-	if (r) {
-		row_erase(s, r);
-		if (s->nremovals == s->capremovals) {
-			size_t cap = s->capremovals ? s->capremovals * 2 : 64;
-			long long *v = realloc(s->removals, cap * sizeof *v);
-			if (v) {
-				s->removals = v;
-				s->capremovals = cap;
-			}
-		}
-		/* Out of memory: not written, so the row comes once more after a crash. */
-		if (s->nremovals < s->capremovals)
-			s->removals[s->nremovals++] = id;
-		drop_dead_segments(s);
-	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->qlock);
+	/* Out of memory: the row stays, and comes once more after a restart. */
+	ids_push(&s->q_removed, id);
+	pthread_mutex_unlock(&s->qlock);
 }
 
 void td_mqtt_spool_unclaim(struct td_mqtt_spool *s, long long id)
 {
-	pthread_mutex_lock(&s->lock);
-	struct row *r = row_find(s, id);
-	if (r)
-		r->claimed = false;
-	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&s->qlock);
+	/* Out of memory: the row stays claimed, and comes again after a restart. */
+	ids_push(&s->q_unclaimed, id);
+	pthread_mutex_unlock(&s->qlock);
 }
 
 /* Removals are not synced: one lost in a power loss only repeats a message. */
 static int flush_locked(struct td_mqtt_spool *s, char *err, size_t errlen)
 {
-	if (!s->nremovals || !s->current)
+	drain(s);
+	if (!s->removals.n || !s->current)
 		return 0;
-	if (buf_reserve(s, HEADER + 8 * s->nremovals) < 0) {
-		seterr(err, errlen, "out of memory");
+	if (buf_reserve(s, HEADER + 8 * s->removals.n) < 0) {
+		td_fail(err, errlen, "out of memory");
 		return -TD_ENOMEM;
 	}
 	size_t n = put_removals(s, s->buf);
 	int rc = write_out(s, n, false, err, errlen);
 	if (rc == 0)
-		s->nremovals = 0;
+		s->removals.n = 0;
 	return rc;
 }
 
@@ -531,7 +566,17 @@ int td_mqtt_spool_flush(struct td_mqtt_spool *s, char *err, size_t errlen)
 size_t td_mqtt_spool_pending(struct td_mqtt_spool *s)
 {
 	pthread_mutex_lock(&s->lock);
-	size_t n = s->nremovals;
+	drain(s);
+	size_t n = s->removals.n;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+size_t td_mqtt_spool_unclaimed(struct td_mqtt_spool *s)
+{
+	pthread_mutex_lock(&s->lock);
+	drain(s);
+	size_t n = s->unclaimed;
 	pthread_mutex_unlock(&s->lock);
 	return n;
 }
@@ -558,6 +603,7 @@ int td_mqtt_spool_recover(struct td_mqtt_spool *s,
 			  char *err, size_t errlen)
 {
 	pthread_mutex_lock(&s->lock);
+	drain(s);
 	int claimed = 0;
 	unsigned char *rec = NULL;
 	size_t cap = 0;
@@ -581,14 +627,16 @@ int td_mqtt_spool_recover(struct td_mqtt_spool *s,
 		if (got != (ssize_t)r->len ||
 		    td_mqtt_spool_parse(rec, r->len, recover_row, NULL, &call, &valid, why,
 					sizeof why) < 0) {
-			seterr(err, errlen, "spool %s/%s: cannot read back message %lld: %s",
-			       s->path, name, r->id, got < 0 ? strerror(errno) : "changed on disk");
+			td_fail(err, errlen, "spool %s/%s: cannot read back message %lld: %s",
+				s->path, name, r->id,
+				got < 0 ? strerror(errno) : "changed on disk");
 			claimed = -TD_EIO;
 			break;
 		}
 		if (call.rc != 0)
 			break;
 		r->claimed = true;
+		s->unclaimed--;
 		claimed++;
 	}
 	free(rec);
@@ -616,6 +664,7 @@ static int load_row(void *arg, const struct td_mqtt_spooled *m, size_t offset, s
 		return 1;
 	s->rows[s->nrows++] =
 	    (struct row){.id = m->id, .seg = l->seg, .offset = (off_t)offset, .len = len};
+	s->unclaimed++;
 	l->seg->live++;
 	return 0;
 }
@@ -644,7 +693,7 @@ static int list_segments(struct td_mqtt_spool *s, long long **out, size_t *n, ch
 	if (!d) {
 		if (fd >= 0)
 			close(fd);
-		seterr(err, errlen, "spool %s: cannot list: %s", s->path, strerror(errno));
+		td_fail(err, errlen, "spool %s: cannot list: %s", s->path, strerror(errno));
 		return -TD_EIO;
 	}
 	long long *v = NULL;
@@ -664,7 +713,7 @@ static int list_segments(struct td_mqtt_spool *s, long long **out, size_t *n, ch
 			if (!w) {
 				free(v);
 				closedir(d);
-				seterr(err, errlen, "out of memory");
+				td_fail(err, errlen, "out of memory");
 				return -TD_ENOMEM;
 			}
 			v = w;
@@ -676,6 +725,19 @@ static int list_segments(struct td_mqtt_spool *s, long long **out, size_t *n, ch
 		qsort(v, *n, sizeof *v, cmp_ll);
 	*out = v;
 	return 0;
+}
+
+/* Writes the n bytes that do not read at the end of segment name to NAME.cut. */
+static bool keep_cut(struct td_mqtt_spool *s, const char *name, const void *bytes, size_t n)
+{
+	char cut[48];
+	snprintf(cut, sizeof cut, "%s.cut", name);
+	int fd = openat(s->dirfd, cut, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return false;
+	bool ok = write(fd, bytes, n) == (ssize_t)n && fsync(fd) == 0;
+	close(fd);
+	return ok;
 }
 
 /* Reads one segment file into the index. Damage is cut off (the last segment: the torn
@@ -693,7 +755,7 @@ static int load_segment(struct td_mqtt_spool *s, long long first_id, bool last, 
 	size_t size = (size_t)st.st_size;
 	if (size && !(data = malloc(size))) {
 		close(fd);
-		seterr(err, errlen, "out of memory");
+		td_fail(err, errlen, "out of memory");
 		return -TD_ENOMEM;
 	}
 	for (size_t done = 0; done < size;) {
@@ -708,7 +770,7 @@ static int load_segment(struct td_mqtt_spool *s, long long first_id, bool last, 
 	if (!segment_add(s, first_id, fd, (off_t)size)) {
 		free(data);
 		close(fd);
-		seterr(err, errlen, "out of memory");
+		td_fail(err, errlen, "out of memory");
 		return -TD_ENOMEM;
 	}
 	l->seg = s->current;
@@ -716,28 +778,37 @@ static int load_segment(struct td_mqtt_spool *s, long long first_id, bool last, 
 	char why[200];
 	int rc =
 	    td_mqtt_spool_parse(data, size, load_row, load_removed, l, &valid, why, sizeof why);
-	free(data);
 	if (rc == -TD_ENOMEM) {
-		seterr(err, errlen, "out of memory");
+		free(data);
+		td_fail(err, errlen, "out of memory");
 		return rc;
 	}
-	if (rc < 0) {
-		if (last && ftruncate(fd, (off_t)valid) == 0) {
+	if (rc < 0 && last) {
+		/* Appends go on here: what does not read is moved aside (NAME.cut) and cut
+		 * off. A crash while writing leaves part of one write; more is damage. */
+		bool kept = keep_cut(s, name, data + valid, size - valid);
+		if (ftruncate(fd, (off_t)valid) == 0)
 			s->current->size = (off_t)valid;
-			seterr(warn, warnlen,
-			       "spool %s/%s: %s (a write cut short by a crash): cut off there",
-			       s->path, name, why);
-		} else {
-			seterr(warn, warnlen,
-			       "spool %s/%s: damaged: %s; what follows it in this file is lost",
-			       s->path, name, why);
-		}
+		else
+			s->current->sealed = true; /* appends go to a new segment */
+		td_fail(warn, warnlen, "spool %s/%s: %s: the %zu bytes from there on %s", s->path,
+			name, why, size - valid,
+			kept ? "were moved to a .cut file beside it (a crash while writing leaves "
+			       "part of its last write)"
+			     : "were cut off (they could not be kept)");
+	} else if (rc < 0) {
+		td_fail(warn, warnlen,
+			"spool %s/%s: damaged: %s; what follows it in this file is lost", s->path,
+			name, why);
 	}
+	free(data);
+	if (s->current->sealed && first_id > l->max_id)
+		l->max_id = first_id; /* the next segment needs a name of its own */
 	if (first_id - 1 > l->max_id)
 		l->max_id = first_id - 1;
 	return 0;
 io_fail:
-	seterr(err, errlen, "spool %s/%s: cannot read: %s", s->path, name, strerror(errno));
+	td_fail(err, errlen, "spool %s/%s: cannot read: %s", s->path, name, strerror(errno));
 	free(data);
 	if (fd >= 0)
 		close(fd);
@@ -754,11 +825,35 @@ static void spool_close(struct td_mqtt_spool *s)
 	if (s->dirfd >= 0)
 		close(s->dirfd); /* lets the lock go */
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->qlock);
 	free(s->rows);
-	free(s->removals);
+	free(s->removals.v);
+	free(s->q_removed.v);
+	free(s->q_unclaimed.v);
+	free(s->spare_removed.v);
+	free(s->spare_unclaimed.v);
 	free(s->buf);
 	free(s->path);
 	free(s);
+}
+
+/* fsync of the directory that holds path (a new entry in it survives a power loss). */
+static int sync_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path ? slash - path : 1), path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
 }
 
 static struct td_mqtt_spool *spool_open(const char *path, enum td_queue_durability d, char *err,
@@ -767,27 +862,34 @@ static struct td_mqtt_spool *spool_open(const char *path, enum td_queue_durabili
 	struct td_mqtt_spool *s = calloc(1, sizeof *s);
 	if (!s || !(s->path = strdup(path))) {
 		free(s);
-		seterr(err, errlen, "out of memory");
+		td_fail(err, errlen, "out of memory");
 		return NULL;
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->qlock, NULL);
 	s->durability = d;
 	s->dirfd = -1;
 	s->next_id = 1;
 	if (d == TD_QUEUE_MEMORY)
 		return s;
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
-		seterr(err, errlen, "spool %s: cannot create: %s", path, strerror(errno));
+	if (mkdir(path, 0700) == 0) {
+		if (d == TD_QUEUE_FSYNC && sync_parent(path) < 0) {
+			td_fail(err, errlen, "spool %s: cannot sync its parent directory: %s", path,
+				strerror(errno));
+			goto fail;
+		}
+	} else if (errno != EEXIST) {
+		td_fail(err, errlen, "spool %s: cannot create: %s", path, strerror(errno));
 		goto fail;
 	}
 	if ((s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		seterr(err, errlen, "spool %s: cannot open: %s", path, strerror(errno));
+		td_fail(err, errlen, "spool %s: cannot open: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (flock(s->dirfd, LOCK_EX | LOCK_NB) < 0) {
-		seterr(err, errlen, "spool %s: %s", path,
-		       errno == EWOULDBLOCK ? "in use by another triggerd process"
-					    : strerror(errno));
+		td_fail(err, errlen, "spool %s: %s", path,
+			errno == EWOULDBLOCK ? "in use by another triggerd process"
+					     : strerror(errno));
 		goto fail;
 	}
 	long long *ids = NULL;
@@ -808,7 +910,7 @@ static struct td_mqtt_spool *spool_open(const char *path, enum td_queue_durabili
 	free(ids);
 	s->next_id = l.max_id + 1;
 	drop_dead_segments(s);
-	seterr(err, errlen, "%s", warn);
+	td_fail(err, errlen, "%s", warn);
 	return s;
 fail:
 	spool_close(s);
@@ -818,7 +920,7 @@ fail:
 struct td_mqtt_spool *td_mqtt_spool_acquire(const char *path, enum td_queue_durability d, char *err,
 					    size_t errlen)
 {
-	seterr(err, errlen, "%s", "");
+	td_fail(err, errlen, "%s", "");
 	pthread_mutex_lock(&registry_lock);
 	struct td_mqtt_spool *s = registry;
 	while (s && strcmp(s->path, path) != 0)
@@ -840,6 +942,16 @@ void td_mqtt_spool_release(struct td_mqtt_spool *s)
 	pthread_mutex_lock(&registry_lock);
 	bool last = --s->refs == 0;
 	if (last) {
+		pthread_mutex_lock(&s->lock);
+		drain(s);
+		/* A memory spool that still holds rows stays registered, for the next
+		 * acquire of its path (the instance a reload starts): nothing else keeps
+		 * them. */
+		if (s->durability == TD_QUEUE_MEMORY && s->nrows > 0)
+			last = false;
+		pthread_mutex_unlock(&s->lock);
+	}
+	if (last) {
 		struct td_mqtt_spool **p = &registry;
 		while (*p != s)
 			p = &(*p)->next;
@@ -849,6 +961,8 @@ void td_mqtt_spool_release(struct td_mqtt_spool *s)
 	if (!last)
 		return;
 	/* A failure here leaves rows that come again at the next start (at least once). */
+	pthread_mutex_lock(&s->lock);
 	flush_locked(s, NULL, 0);
+	pthread_mutex_unlock(&s->lock);
 	spool_close(s);
 }

@@ -20,15 +20,18 @@
  * u32 event length, the stored event (td_event_encode), then the reply topic and the
  * correlation data, each as u32 length + 1 (0: none) and the bytes), kind 2 = removals
  * (id 0; body: the removed ids, u64 each). Reading stops at the first record that does
- * not check out: the torn tail of a crash is cut off; damage anywhere else is reported.
+ * not check out: in the last segment, what follows is moved to NAME.cut (the torn tail of
+ * a crash, or damage) and cut off, so appends go on after valid records; damage in an
+ * older segment is reported and the rest of that segment skipped.
  *
  * Claims. A row is claimed by the source instance that has it in flight: the appender,
  * or the instance that recovered it. A reload retires an instance and starts a new one
- * on the same spool (acquire shares one open spool per path and counts references), so
- * a row that the old instance gives back (unclaim: it was not taken and the instance
- * stopped) is recovered by the next instance that starts. Removals are queued in memory
- * and written with the next append or flush, so that the engine thread, which settles,
- * never waits for the disk.
+ * on the same spool (acquire shares one open spool per path and counts references; an
+ * in-memory spool that still holds rows outlives its last reference for that), so a row
+ * that the old instance gives back (unclaim: it was not taken and the instance stopped)
+ * is recovered by the running instance (the source's worker recovers whenever
+ * unclaimed() is not 0). Removals are queued in memory and written with the next append
+ * or flush, so that the engine thread, which settles, never waits for the disk.
  *
  * Threads: every function may be called from any thread; the spool has its own lock.
  * recover() calls its callback with that lock held: the callback must not call the
@@ -68,15 +71,18 @@ struct td_mqtt_spooled {
  * in err. */
 int td_mqtt_spool_append(struct td_mqtt_spool *s, const struct td_mqtt_spooled *m, long long *id,
 			 char *err, size_t errlen);
-/* The row was settled: it goes (written with the next append or flush). Never waits for
- * the disk. */
+/* The row was settled: it goes (written with the next append or flush). Only queues the
+ * id under a lock of its own, never held across a write: the engine thread calls it. */
 void td_mqtt_spool_remove(struct td_mqtt_spool *s, long long id);
-/* The row was not taken: it stays, unclaimed, for the next recover(). */
+/* The row was not taken: it stays, unclaimed, for the next recover(). Queues like
+ * remove(). */
 void td_mqtt_spool_unclaim(struct td_mqtt_spool *s, long long id);
 /* Writes the queued removals (if any). 0, or -TD_EIO with the reason in err. */
 int td_mqtt_spool_flush(struct td_mqtt_spool *s, char *err, size_t errlen);
 /* Removals queued and not yet written. */
 size_t td_mqtt_spool_pending(struct td_mqtt_spool *s);
+/* Rows that nobody holds (given back, or left by a previous run): recover() takes them. */
+size_t td_mqtt_spool_unclaimed(struct td_mqtt_spool *s);
 /* Claims every unclaimed row, oldest first, and calls fn for each (with the spool's
  * lock held); fn returns 0, or nonzero to give the row back unclaimed and stop. Returns
  * the number of rows claimed, or -TD_EIO with the reason in err. */

@@ -4,6 +4,7 @@ MQTT 5 properties, request/response, the mqtt destination, no loss across kill -
 shared subscriptions, broker restarts, and bad input with clear errors and /readyz."""
 import json
 import os
+import signal
 import threading
 import time
 
@@ -432,7 +433,8 @@ def test_21_spooled_messages_survive_kill_9_while_the_router_is_busy(broker, tri
     t = triggerd(busy.replace('timeout = "5s";', 'timeout = "5s"; queue_max = 5;'))
     pub = client(b, client_id="spooler")
     pub.publish_many([("spool/x", json.dumps({"n": i})) for i in range(total)], qos=1)
-    wait_for(lambda: "held: the router is busy" in t.log(), 30, what="the router to turn messages away")
+    wait_for(lambda: "held: the router did not take it" in t.log(), 30,
+             what="the router to turn messages away")
     time.sleep(1)  # every message is spooled within milliseconds of its arrival
     t.kill9()
     failing["on"] = False
@@ -441,6 +443,43 @@ def test_21_spooled_messages_survive_kill_9_while_the_router_is_busy(broker, tri
     wait_for(lambda: counter.distinct() == total, 60, interval=0.2,
              what=f"all {total} messages (have {counter.distinct()})")
     assert "spooled messages submitted again" in t.log()
+    pub.disconnect()
+
+
+@pytest.mark.parametrize("durability", ["memory", "os"])
+def test_22_a_reload_keeps_the_spooled_messages_the_router_turned_away(
+        broker, triggerd, function_server, durability):
+    """A reload that changes the source retires the running instance while spooled
+    messages are held (the function's queue is full) and starts a new one on the same
+    spool: the new instance submits them, also when the spool is in memory."""
+    total = 40
+    b = broker()
+    counter = Counter()
+    failing = {"on": True}
+
+    def respond(req):
+        if failing["on"]:
+            return 500, {}, b"not now"
+        return counter.respond(req)
+
+    fn = fast(function_server(respond))
+    base = config(b.url, fn.url, topics='["m/#"]',
+                  top=f'queue = {{ durability = "{durability}"; }};',
+                  source_extra='client_id = "triggerd-reload"; keepalive = "%ds";',
+                  trigger_extra='retries = 10; backoff = { base = "2s"; };')
+    base = base.replace('timeout = "5s";', 'timeout = "5s"; queue_max = 5;')
+    t = triggerd(base % 30)
+    pub = client(b, client_id="mpub")
+    pub.publish_many([("m/x", json.dumps({"n": i})) for i in range(total)], qos=1)
+    wait_for(lambda: "held: the router did not take it" in t.log(), 30,
+             what="the router to turn messages away")
+    time.sleep(1)
+    t.config.write_text(base % 31)  # the source's options change: a new instance
+    t.signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in t.log(), 10, what="the reload")
+    failing["on"] = False
+    wait_for(lambda: counter.distinct() == total, 60, interval=0.2,
+             what=f"all {total} messages (have {counter.distinct()})")
     pub.disconnect()
 
 
