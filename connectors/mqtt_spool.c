@@ -845,7 +845,7 @@ static int sync_parent(const char *path)
 	if (!slash)
 		snprintf(dir, sizeof dir, ".");
 	else
-		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path ? slash - path : 1), path);
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash > path ? slash - path : 1), path);
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
