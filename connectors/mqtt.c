@@ -1614,8 +1614,9 @@ static int recover_one(void *arg, const struct td_mqtt_spooled *m)
 	return 0;
 }
 
-/* Worker thread, before connecting: what the spool still holds (a crash, or a reload
- * that retired the instance that had it) goes to the router again. */
+/* Worker thread, before connecting and whenever rows were given back: what the spool
+ * holds unclaimed (left by a crash, given back by a retired instance or by a failed
+ * submission) goes to the router again. */
 static void recover_spool(struct mqtt_rt *rt)
 {
 	struct recovery r = {.rt = rt};
