@@ -27,6 +27,8 @@
 
 #include <triggerd/errors.h>
 
+#include "../router/json.h"
+
 #define SEGMENT_MAX  (1 << 20) /* bytes after which the next append starts a segment */
 #define HEADER	     17	       /* body length u32, check u32, id u64, kind u8 */
 #define KIND_ROW     1
@@ -74,8 +76,7 @@ struct td_mqtt_spool {
 	struct ids q_removed, q_unclaimed;
 	struct ids spare_removed, spare_unclaimed; /* emptied lists, swapped in by drain */
 	long long next_id;
-	unsigned char *buf; /* what one write sends */
-	size_t bufcap;
+	struct td_buf buf; /* what one write sends */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -389,19 +390,11 @@ static int segment_start(struct td_mqtt_spool *s, char *err, size_t errlen)
 	return 0;
 }
 
-static int buf_reserve(struct td_mqtt_spool *s, size_t n)
+/* The write buffer with room for n bytes, or NULL when out of memory. */
+static unsigned char *buf_room(struct td_mqtt_spool *s, size_t n)
 {
-	if (n <= s->bufcap)
-		return 0;
-	size_t cap = s->bufcap ? s->bufcap : 4096;
-	while (cap < n)
-		cap *= 2;
-	unsigned char *b = realloc(s->buf, cap);
-	if (!b)
-		return -TD_ENOMEM;
-	s->buf = b;
-	s->bufcap = cap;
-	return 0;
+	td_buf_reset(&s->buf);
+	return td_buf_reserve(&s->buf, n) == 0 ? (unsigned char *)s->buf.data : NULL;
 }
 
 /* Writes the queued removals as one record at p (HEADER + 8 per id). */
@@ -423,7 +416,7 @@ static int write_out(struct td_mqtt_spool *s, size_t n, bool sync, char *err, si
 	size_t done = 0;
 	int e = 0;
 	while (done < n && !e) {
-		ssize_t w = pwrite(g->fd, s->buf + done, n - done, g->size + (off_t)done);
+		ssize_t w = pwrite(g->fd, s->buf.data + done, n - done, g->size + (off_t)done);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -492,7 +485,8 @@ int td_mqtt_spool_append(struct td_mqtt_spool *s, const struct td_mqtt_spooled *
 	drain(s);
 	int ret = -TD_ENOMEM;
 	size_t n = (s->removals.n ? HEADER + 8 * s->removals.n : 0) + HEADER + blen;
-	if (buf_reserve(s, n) < 0 || rows_reserve(s) < 0) {
+	unsigned char *p = buf_room(s, n);
+	if (!p || rows_reserve(s) < 0) {
 		td_fail(err, errlen, "out of memory");
 		goto out;
 	}
@@ -502,9 +496,9 @@ int td_mqtt_spool_append(struct td_mqtt_spool *s, const struct td_mqtt_spooled *
 			goto out;
 		drop_dead_segments(s);
 	}
-	size_t at = put_removals(s, s->buf);
-	put_row_body(s->buf + at + HEADER, m);
-	seal(s->buf + at, blen, s->next_id, KIND_ROW);
+	size_t at = put_removals(s, p);
+	put_row_body(p + at + HEADER, m);
+	seal(p + at, blen, s->next_id, KIND_ROW);
 	off_t offset = s->current->size + (off_t)at;
 	if ((ret = write_out(s, n, true, err, errlen)) < 0)
 		goto out;
@@ -544,11 +538,12 @@ static int flush_locked(struct td_mqtt_spool *s, char *err, size_t errlen)
 	drain(s);
 	if (!s->removals.n || !s->current)
 		return 0;
-	if (buf_reserve(s, HEADER + 8 * s->removals.n) < 0) {
+	unsigned char *p = buf_room(s, HEADER + 8 * s->removals.n);
+	if (!p) {
 		td_fail(err, errlen, "out of memory");
 		return -TD_ENOMEM;
 	}
-	size_t n = put_removals(s, s->buf);
+	size_t n = put_removals(s, p);
 	int rc = write_out(s, n, false, err, errlen);
 	if (rc == 0)
 		s->removals.n = 0;
@@ -832,7 +827,7 @@ static void spool_close(struct td_mqtt_spool *s)
 	free(s->q_unclaimed.v);
 	free(s->spare_removed.v);
 	free(s->spare_unclaimed.v);
-	free(s->buf);
+	td_buf_free(&s->buf);
 	free(s->path);
 	free(s);
 }
@@ -869,6 +864,7 @@ static struct td_mqtt_spool *spool_open(const char *path, enum td_queue_durabili
 	pthread_mutex_init(&s->qlock, NULL);
 	s->durability = d;
 	s->dirfd = -1;
+	td_buf_init(&s->buf);
 	s->next_id = 1;
 	if (d == TD_QUEUE_MEMORY)
 		return s;
