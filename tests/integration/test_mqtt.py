@@ -410,6 +410,41 @@ def test_15_broker_restart_reconnects_and_loses_nothing_after(broker, triggerd, 
     pub.disconnect()
 
 
+class BusyFunction:
+    """A function that answers 500 until `failing` is cleared, so that its queue
+    (queue_max 5 in busy_config) stays full and the router turns spooled messages away;
+    afterwards it counts what it takes."""
+
+    def __init__(self, function_server):
+        self.counter = Counter()
+        self.failing = True
+        self.fn = fast(function_server(self.respond))
+
+    def respond(self, req):
+        if self.failing:
+            return 500, {}, b"not now"
+        return self.counter.respond(req)
+
+
+def busy_config(b, busy, **kw):
+    """The configuration for BusyFunction, and the same with the function's queue kept
+    full (queue_max 5)."""
+    cfg = config(b.url, busy.fn.url, trigger_extra='retries = 10; backoff = { base = "2s"; };',
+                 **kw)
+    return cfg, cfg.replace('timeout = "5s";', 'timeout = "5s"; queue_max = 5;')
+
+
+def hold_in_the_spool(b, t, topic, total, client_id):
+    """Publishes total QoS 1 messages and waits until the router turned spooled ones
+    away; returns the publisher."""
+    pub = client(b, client_id=client_id)
+    pub.publish_many([(topic, json.dumps({"n": i})) for i in range(total)], qos=1)
+    wait_for(lambda: "held: the router did not take it" in t.log(), 30,
+             what="the router to turn messages away")
+    time.sleep(1)  # every message is spooled within milliseconds of its arrival
+    return pub
+
+
 def test_21_spooled_messages_survive_kill_9_while_the_router_is_busy(broker, triggerd,
                                                                     function_server):
     """A QoS 1 message whose triggers are all async is acknowledged once it is in the
@@ -418,30 +453,17 @@ def test_21_spooled_messages_survive_kill_9_while_the_router_is_busy(broker, tri
     for triggerd) still delivers every message: only the spool had them."""
     total = 60
     b = broker()
-    counter = Counter()
-    failing = {"on": True}
-
-    def respond(req):
-        if failing["on"]:
-            return 500, {}, b"not now"
-        return counter.respond(req)
-
-    fn = fast(function_server(respond))
-    busy = config(b.url, fn.url, topics='["spool/#"]',
-                  source_extra='client_id = "triggerd-spool"; clean_start = true;',
-                  trigger_extra='retries = 10; backoff = { base = "2s"; };')
-    t = triggerd(busy.replace('timeout = "5s";', 'timeout = "5s"; queue_max = 5;'))
-    pub = client(b, client_id="spooler")
-    pub.publish_many([("spool/x", json.dumps({"n": i})) for i in range(total)], qos=1)
-    wait_for(lambda: "held: the router did not take it" in t.log(), 30,
-             what="the router to turn messages away")
-    time.sleep(1)  # every message is spooled within milliseconds of its arrival
+    busy = BusyFunction(function_server)
+    normal, full = busy_config(b, busy, topics='["spool/#"]',
+                               source_extra='client_id = "triggerd-spool"; clean_start = true;')
+    t = triggerd(full)
+    pub = hold_in_the_spool(b, t, "spool/x", total, "spooler")
     t.kill9()
-    failing["on"] = False
-    t.config.write_text(busy)
+    busy.failing = False
+    t.config.write_text(normal)
     t.start()
-    wait_for(lambda: counter.distinct() == total, 60, interval=0.2,
-             what=f"all {total} messages (have {counter.distinct()})")
+    wait_for(lambda: busy.counter.distinct() == total, 60, interval=0.2,
+             what=f"all {total} messages (have {busy.counter.distinct()})")
     assert "spooled messages submitted again" in t.log()
     pub.disconnect()
 
@@ -454,32 +476,18 @@ def test_22_a_reload_keeps_the_spooled_messages_the_router_turned_away(
     spool: the new instance submits them, also when the spool is in memory."""
     total = 40
     b = broker()
-    counter = Counter()
-    failing = {"on": True}
-
-    def respond(req):
-        if failing["on"]:
-            return 500, {}, b"not now"
-        return counter.respond(req)
-
-    fn = fast(function_server(respond))
-    base = config(b.url, fn.url, topics='["m/#"]',
-                  top=f'queue = {{ durability = "{durability}"; }};',
-                  source_extra='client_id = "triggerd-reload"; keepalive = "%ds";',
-                  trigger_extra='retries = 10; backoff = { base = "2s"; };')
-    base = base.replace('timeout = "5s";', 'timeout = "5s"; queue_max = 5;')
-    t = triggerd(base % 30)
-    pub = client(b, client_id="mpub")
-    pub.publish_many([("m/x", json.dumps({"n": i})) for i in range(total)], qos=1)
-    wait_for(lambda: "held: the router did not take it" in t.log(), 30,
-             what="the router to turn messages away")
-    time.sleep(1)
-    t.config.write_text(base % 31)  # the source's options change: a new instance
+    busy = BusyFunction(function_server)
+    _, full = busy_config(b, busy, topics='["m/#"]',
+                          top=f'queue = {{ durability = "{durability}"; }};',
+                          source_extra='client_id = "triggerd-reload"; keepalive = "%ds";')
+    t = triggerd(full % 30)
+    pub = hold_in_the_spool(b, t, "m/x", total, "mpub")
+    t.config.write_text(full % 31)  # the source's options change: a new instance
     t.signal(signal.SIGHUP)
     wait_for(lambda: "reloaded" in t.log(), 10, what="the reload")
-    failing["on"] = False
-    wait_for(lambda: counter.distinct() == total, 60, interval=0.2,
-             what=f"all {total} messages (have {counter.distinct()})")
+    busy.failing = False
+    wait_for(lambda: busy.counter.distinct() == total, 60, interval=0.2,
+             what=f"all {total} messages (have {busy.counter.distinct()})")
     pub.disconnect()
 
 
