@@ -1970,7 +1970,9 @@ static void take_message(struct kafka_ctx *ctx, const rd_kafka_message_t *m, lon
 	r->offset = m->offset;
 	r->arrival_ms = now_ms;
 	r->has_key = m->key != NULL;
-	r->key_hash = m->key ? td_kafka_key_hash(m->key, m->key_len) : 0;
+	/* Only ordering key looks at key hashes (kafka_sched.c). */
+	r->key_hash =
+	    m->key && ctx->o->ordering == ORDER_KEY ? td_kafka_key_hash(m->key, m->key_len) : 0;
 	r->item = it;
 	if (!ctx->chunk) {
 		ctx->chunk = calloc_wait(ctx, sizeof *ctx->chunk);
