@@ -679,9 +679,8 @@ static int cmp_ll(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The first ids of the segment files in the directory, sorted. */
-static int list_segments(struct td_mqtt_spool *s, long long **out, size_t *n, char *err,
-			 size_t errlen)
+/* The first ids of the segment files in the directory, sorted, into *out (empty). */
+static int list_segments(struct td_mqtt_spool *s, struct ids *out, char *err, size_t errlen)
 {
 	int fd = dup(s->dirfd);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -691,9 +690,6 @@ static int list_segments(struct td_mqtt_spool *s, long long **out, size_t *n, ch
 		td_fail(err, errlen, "spool %s: cannot list: %s", s->path, strerror(errno));
 		return -TD_EIO;
 	}
-	long long *v = NULL;
-	size_t cap = 0;
-	*n = 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		char *end;
@@ -702,23 +698,15 @@ static int list_segments(struct td_mqtt_spool *s, long long **out, size_t *n, ch
 		long long id = strtoll(e->d_name, &end, 10);
 		if (end != e->d_name + 20 || id < 0)
 			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			long long *w = realloc(v, cap * sizeof *w);
-			if (!w) {
-				free(v);
-				closedir(d);
-				td_fail(err, errlen, "out of memory");
-				return -TD_ENOMEM;
-			}
-			v = w;
+		if (ids_push(out, id) < 0) {
+			closedir(d);
+			td_fail(err, errlen, "out of memory");
+			return -TD_ENOMEM;
 		}
-		v[(*n)++] = id;
 	}
 	closedir(d);
-	if (*n)
-		qsort(v, *n, sizeof *v, cmp_ll);
-	*out = v;
+	if (out->n)
+		qsort(out->v, out->n, sizeof *out->v, cmp_ll);
 	return 0;
 }
 
@@ -888,22 +876,24 @@ static struct td_mqtt_spool *spool_open(const char *path, enum td_queue_durabili
 					     : strerror(errno));
 		goto fail;
 	}
-	long long *ids = NULL;
-	size_t n = 0;
-	if (list_segments(s, &ids, &n, err, errlen) < 0)
+	struct ids segs = {0};
+	if (list_segments(s, &segs, err, errlen) < 0) {
+		free(segs.v);
 		goto fail;
+	}
 	struct loading l = {.s = s};
 	char warn[400] = "";
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < segs.n; i++) {
 		char one[400] = "";
-		if (load_segment(s, ids[i], i + 1 == n, &l, one, sizeof one, err, errlen) < 0) {
-			free(ids);
+		if (load_segment(s, segs.v[i], i + 1 == segs.n, &l, one, sizeof one, err, errlen) <
+		    0) {
+			free(segs.v);
 			goto fail;
 		}
 		if (one[0] && !warn[0])
 			snprintf(warn, sizeof warn, "%s", one);
 	}
-	free(ids);
+	free(segs.v);
 	s->next_id = l.max_id + 1;
 	drop_dead_segments(s);
 	td_fail(err, errlen, "%s", warn);
